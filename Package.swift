@@ -1,0 +1,127 @@
+// swift-tools-version:6.2
+// Hummingbird 2.28 needs tools 6.2; everything here builds in the Swift 6 language mode.
+
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+// Tests import what they use at the top level; member-import strictness buys little there.
+let testSwiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "onboard",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "onboard", targets: ["onboard"]),
+        .library(name: "OnboardingCore", targets: ["OnboardingCore"]),
+        .library(name: "OnboardingSQLite", targets: ["OnboardingSQLite"]),
+        .library(name: "OnboardingHTTP", targets: ["OnboardingHTTP"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-configuration.git", from: "1.4.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+    ],
+    targets: [
+        // The domain: tenants, validation, ids, services and the store contract. Foundation only.
+        .target(
+            name: "OnboardingCore",
+            swiftSettings: swiftSettings
+        ),
+        // The embedded single table on SQLite (GRDB, WAL, group commit).
+        .target(
+            name: "OnboardingSQLite",
+            dependencies: [
+                "OnboardingCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The one router: routes, middleware, problem+json, the OpenAPI document.
+        .target(
+            name: "OnboardingHTTP",
+            dependencies: [
+                "OnboardingCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdAuth", package: "hummingbird-auth"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            resources: [.embedInCode("Resources/openapi.yaml")],
+            swiftSettings: swiftSettings
+        ),
+        // The executable: argument parsing, configuration and wiring only.
+        .executableTarget(
+            name: "onboard",
+            dependencies: [
+                "OnboardingCore",
+                "OnboardingSQLite",
+                "OnboardingHTTP",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "OnboardingCoreTests",
+            dependencies: ["OnboardingCore"],
+            swiftSettings: testSwiftSettings
+        ),
+        .testTarget(
+            name: "OnboardingSQLiteTests",
+            dependencies: [
+                "OnboardingCore",
+                "OnboardingSQLite",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: testSwiftSettings
+        ),
+        .testTarget(
+            name: "OnboardingHTTPTests",
+            dependencies: [
+                "OnboardingCore",
+                "OnboardingSQLite",
+                "OnboardingHTTP",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "InMemoryLogging", package: "swift-log"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: testSwiftSettings
+        ),
+        // The store contract's semantics, run against every store.
+        .testTarget(
+            name: "TenantStoreConformanceTests",
+            dependencies: ["OnboardingCore", "OnboardingSQLite"],
+            swiftSettings: testSwiftSettings
+        ),
+        // Runs the built `onboard` binary: start-up, configuration errors, crash and restart.
+        .testTarget(
+            name: "OnboardEndToEndTests",
+            dependencies: ["onboard"],
+            swiftSettings: testSwiftSettings
+        ),
+    ]
+)

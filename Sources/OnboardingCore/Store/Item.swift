@@ -1,0 +1,45 @@
+/// The primary key of an item in the single table: partition key and sort key.
+///
+/// `tenantId` is the partition (a tenant's id, or a reserved partition such as `_system` that can
+/// never be a UUID); `resourceKey` is the sort key, `resourceType#resourceId`.
+public struct ItemKey: Sendable, Hashable, CustomStringConvertible {
+    public var tenantId: String
+    public var resourceKey: String
+
+    public init(tenantId: String, resourceKey: String) {
+        self.tenantId = tenantId
+        self.resourceKey = resourceKey
+    }
+
+    public var description: String { "\(tenantId)/\(resourceKey)" }
+}
+
+/// One item of the single table: its key and its other attributes.
+///
+/// The key attributes are not repeated in `attributes`; a store rejects an item that tries to.
+public struct Item: Sendable, Hashable {
+    public var key: ItemKey
+    public var attributes: [String: AttributeValue]
+
+    public init(key: ItemKey, attributes: [String: AttributeValue]) {
+        self.key = key
+        self.attributes = attributes
+    }
+
+    public init(tenantId: String, resourceKey: String, attributes: [String: AttributeValue]) {
+        self.init(key: ItemKey(tenantId: tenantId, resourceKey: resourceKey), attributes: attributes)
+    }
+
+    public subscript(name: String) -> AttributeValue? {
+        get { attributes[name] }
+        set { attributes[name] = newValue }
+    }
+}
+
+/// The names of the key attributes, the same in every store.
+public enum KeyAttribute {
+    /// The partition key.
+    public static let tenantId = "tenantId"
+    /// The sort key.
+    public static let resourceKey = "resourceKey"
+}

@@ -1,0 +1,170 @@
+/// The rules on keys and items that every store enforces the same way (DynamoDB's limits), so a
+/// request the SQLite store accepts is also one DynamoDB accepts.
+public enum StoreRules {
+    /// DynamoDB: a partition key value is at most 2048 bytes.
+    public static let maxPartitionKeyBytes = 2048
+    /// DynamoDB: a sort key value is at most 1024 bytes.
+    public static let maxSortKeyBytes = 1024
+    /// U+10FFFF closes prefix ranges (`prefix ..< prefix + "\u{10FFFF}"`), so no key may contain it.
+    public static let prefixRangeEnd: Character = "\u{10FFFF}"
+
+    /// Throws `.invalidRequest` unless the key can be stored.
+    public static func validate(_ key: ItemKey) throws {
+        try validateKeyPart(key.tenantId, name: KeyAttribute.tenantId, maxBytes: maxPartitionKeyBytes)
+        try validateKeyPart(key.resourceKey, name: KeyAttribute.resourceKey, maxBytes: maxSortKeyBytes)
+    }
+
+    /// The item as every store keeps it (numbers in canonical form, see ``canonicalNumber(_:)``).
+    /// - Throws: `.invalidRequest` unless the item can be stored.
+    public static func checked(_ item: Item) throws -> Item {
+        try validate(item.key)
+        var attributes: [String: AttributeValue] = [:]
+        attributes.reserveCapacity(item.attributes.count)
+        for (name, value) in item.attributes {
+            if name == KeyAttribute.tenantId || name == KeyAttribute.resourceKey {
+                throw StoreError.invalidRequest("the key attribute \(name) cannot also be an ordinary attribute")
+            }
+            if name.isEmpty || name.utf8.count > 255 {
+                throw StoreError.invalidRequest("attribute names must have 1 to 255 bytes")
+            }
+            attributes[name] = try canonical(value, name: name)
+        }
+        return Item(key: item.key, attributes: attributes)
+    }
+
+    /// The condition with its values in canonical form, so it compares as DynamoDB compares.
+    public static func checked(_ condition: WriteCondition?) throws -> WriteCondition? {
+        guard let condition else { return nil }
+        return try checked(condition)
+    }
+
+    private static func checked(_ condition: WriteCondition) throws -> WriteCondition {
+        switch condition {
+        case .itemExists, .itemNotExists: condition
+        case .attributeEquals(let name, let value): .attributeEquals(name, try canonical(value, name: name))
+        case .and(let lhs, let rhs): .and(try checked(lhs), try checked(rhs))
+        }
+    }
+
+    /// The writes of a transaction in canonical form.
+    /// - Throws: `.invalidRequest` unless the transaction can be applied.
+    public static func checked(_ writes: [TransactionWrite]) throws -> [TransactionWrite] {
+        guard !writes.isEmpty else { throw StoreError.invalidRequest("a transaction needs at least one write") }
+        guard writes.count <= TransactionLimits.maxWrites else {
+            throw StoreError.invalidRequest("a transaction holds at most \(TransactionLimits.maxWrites) writes, not \(writes.count)")
+        }
+        var seen = Set<ItemKey>()
+        return try writes.map { write in
+            guard seen.insert(write.key).inserted else {
+                throw StoreError.invalidRequest("a transaction cannot touch \(write.key) twice")
+            }
+            switch write {
+            case .put(let item, let condition):
+                return .put(try checked(item), condition: try checked(condition))
+            case .delete(let key, let condition):
+                try validate(key)
+                return .delete(key, condition: try checked(condition))
+            case .conditionCheck(let key, let condition):
+                try validate(key)
+                return .conditionCheck(key, condition: try checked(condition))
+            }
+        }
+    }
+
+    private static func canonical(_ value: AttributeValue, name: String) throws -> AttributeValue {
+        switch value {
+        case .number(let text):
+            guard let canonical = canonicalNumber(text) else {
+                throw StoreError.invalidRequest(
+                    "the number in \(name) must be a decimal of at most \(maxNumberDigits) significant digits, 1e-130 to below 1e126 in magnitude"
+                )
+            }
+            return .number(canonical)
+        case .list(let elements):
+            return .list(try elements.map { try canonical($0, name: name) })
+        case .map(let members):
+            return .map(try members.mapValues { try canonical($0, name: name) })
+        case .string, .bool, .null:
+            return value
+        }
+    }
+
+    /// The most significant digits a number may have (DynamoDB's precision).
+    public static let maxNumberDigits = 38
+
+    /// A number in the one form both stores return, as DynamoDB normalises `N` values: plain
+    /// decimal, no exponent, no leading or trailing zeros, no `-0` (`"1.50"` → `"1.5"`,
+    /// `"1e3"` → `"1000"`). `nil` when the text is not a JSON number or is out of DynamoDB's
+    /// range (38 significant digits, magnitude 1e-130 to below 1e126).
+    public static func canonicalNumber(_ text: String) -> String? {
+        var bytes = Array(text.utf8)[...]
+        let negative = bytes.first == UInt8(ascii: "-")
+        if negative { bytes = bytes.dropFirst() }
+        func isDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
+        let integer = bytes.prefix(while: isDigit)
+        guard !integer.isEmpty, integer.count == 1 || integer.first != UInt8(ascii: "0") else { return nil }
+        bytes = bytes.dropFirst(integer.count)
+        var fraction: ArraySlice<UInt8> = []
+        if bytes.first == UInt8(ascii: ".") {
+            fraction = bytes.dropFirst().prefix(while: isDigit)
+            guard !fraction.isEmpty else { return nil }
+            bytes = bytes.dropFirst(1 + fraction.count)
+        }
+        var exponent = 0
+        if let marker = bytes.first, marker == UInt8(ascii: "e") || marker == UInt8(ascii: "E") {
+            bytes = bytes.dropFirst()
+            var exponentNegative = false
+            if let sign = bytes.first, sign == UInt8(ascii: "+") || sign == UInt8(ascii: "-") {
+                exponentNegative = sign == UInt8(ascii: "-")
+                bytes = bytes.dropFirst()
+            }
+            let digits = bytes.prefix(while: isDigit)
+            guard !digits.isEmpty, digits.count <= 6 else { return nil }
+            exponent = Int(String(decoding: digits, as: UTF8.self))! * (exponentNegative ? -1 : 1)
+            bytes = bytes.dropFirst(digits.count)
+        }
+        guard bytes.isEmpty else { return nil }
+        // value = 0.<digits> × 10^point
+        var digits = Array(integer) + Array(fraction)
+        var point = integer.count + exponent
+        while digits.first == UInt8(ascii: "0") {
+            digits.removeFirst()
+            point -= 1
+        }
+        while digits.last == UInt8(ascii: "0") { digits.removeLast() }
+        guard !digits.isEmpty else { return "0" }
+        guard digits.count <= maxNumberDigits, (-129...126).contains(point) else { return nil }
+        var output: [UInt8] = negative ? [UInt8(ascii: "-")] : []
+        if point <= 0 {
+            output += Array("0.".utf8) + Array(repeating: UInt8(ascii: "0"), count: -point) + digits
+        } else if point >= digits.count {
+            output += digits + Array(repeating: UInt8(ascii: "0"), count: point - digits.count)
+        } else {
+            output += Array(digits[..<point]) + [UInt8(ascii: ".")] + Array(digits[point...])
+        }
+        return String(decoding: output, as: UTF8.self)
+    }
+
+    /// Throws `.invalidRequest` unless the query can be served.
+    public static func validate(_ query: ItemQuery) throws {
+        try validateKeyPart(query.tenantId, name: KeyAttribute.tenantId, maxBytes: maxPartitionKeyBytes)
+        guard (1...ItemQuery.maxLimit).contains(query.limit) else {
+            throw StoreError.invalidRequest("a query limit must be between 1 and \(ItemQuery.maxLimit), not \(query.limit)")
+        }
+        guard !query.prefix.unicodeScalars.contains("\u{10FFFF}") else {
+            throw StoreError.invalidRequest("a prefix cannot contain U+10FFFF")
+        }
+        if let start = query.exclusiveStartKey, start.tenantId != query.tenantId {
+            throw StoreError.invalidRequest("the start key belongs to another partition")
+        }
+    }
+
+    private static func validateKeyPart(_ value: String, name: String, maxBytes: Int) throws {
+        guard !value.isEmpty, value.utf8.count <= maxBytes else {
+            throw StoreError.invalidRequest("\(name) must have 1 to \(maxBytes) bytes")
+        }
+        guard !value.unicodeScalars.contains("\u{10FFFF}") else {
+            throw StoreError.invalidRequest("\(name) cannot contain U+10FFFF")
+        }
+    }
+}

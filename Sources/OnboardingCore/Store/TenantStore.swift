@@ -1,0 +1,122 @@
+/// The single tenant-partitioned table, as every store implements it.
+///
+/// The semantics are DynamoDB's, so that SQLite (the default) and DynamoDB (scale-out) are
+/// interchangeable and pass one conformance suite:
+/// - every operation names the partition (`tenantId`) it touches; nothing scans across tenants;
+/// - a write can carry a ``WriteCondition`` evaluated atomically against the current item;
+/// - ``transact(_:)`` applies up to ``TransactionLimits/maxWrites`` writes all or nothing;
+/// - ``query(_:)`` reads one partition in sort-key order, filtered by a sort-key prefix, in pages.
+///
+/// A write that returns has been made durable by the store.
+public protocol TenantStore: Sendable {
+    /// The item with this key, or `nil`.
+    func get(_ key: ItemKey) async throws -> Item?
+
+    /// Creates or replaces an item.
+    /// - Throws: ``StoreError`` `.conditionFailed` when `condition` does not hold; nothing is written.
+    func put(_ item: Item, condition: WriteCondition?) async throws
+
+    /// Deletes an item. Deleting an absent item without a condition succeeds.
+    /// - Throws: ``StoreError`` `.conditionFailed` when `condition` does not hold; nothing is deleted.
+    func delete(_ key: ItemKey, condition: WriteCondition?) async throws
+
+    /// Applies every write or none of them.
+    /// - Throws: ``StoreError`` `.transactionCanceled` with one reason per write when a condition
+    ///   fails; `.invalidRequest` when two writes name the same item or there are too many.
+    func transact(_ writes: [TransactionWrite]) async throws
+
+    /// One page of a partition's items whose sort key starts with a prefix, in sort-key order.
+    func query(_ query: ItemQuery) async throws -> ItemPage
+
+    /// Checks that the store answers (for `GET /health`).
+    func checkHealth() async throws
+}
+
+extension TenantStore {
+    /// Creates or replaces an item unconditionally.
+    public func put(_ item: Item) async throws { try await put(item, condition: nil) }
+
+    /// Deletes an item unconditionally.
+    public func delete(_ key: ItemKey) async throws { try await delete(key, condition: nil) }
+}
+
+/// A condition on the current state of one item, checked atomically with the write it guards.
+public indirect enum WriteCondition: Sendable, Hashable {
+    /// No item with this key exists (DynamoDB `attribute_not_exists(resourceKey)`).
+    case itemNotExists
+    /// An item with this key exists.
+    case itemExists
+    /// The item exists and its attribute `name` equals `value` (optimistic concurrency on `version`).
+    case attributeEquals(String, AttributeValue)
+    /// Both conditions hold.
+    case and(WriteCondition, WriteCondition)
+
+    /// Evaluates the condition against the item as it is now (`nil` when absent).
+    public func isSatisfied(by current: Item?) -> Bool {
+        switch self {
+        case .itemNotExists: current == nil
+        case .itemExists: current != nil
+        case .attributeEquals(let name, let value): current?.attributes[name] == value
+        case .and(let lhs, let rhs): lhs.isSatisfied(by: current) && rhs.isSatisfied(by: current)
+        }
+    }
+}
+
+/// One write inside a transaction.
+public enum TransactionWrite: Sendable, Hashable {
+    case put(Item, condition: WriteCondition?)
+    case delete(ItemKey, condition: WriteCondition?)
+    /// Writes nothing; only requires `condition` to hold for the item.
+    case conditionCheck(ItemKey, condition: WriteCondition)
+
+    /// The key of the item this write touches.
+    public var key: ItemKey {
+        switch self {
+        case .put(let item, _): item.key
+        case .delete(let key, _), .conditionCheck(let key, _): key
+        }
+    }
+}
+
+/// Limits every store enforces, so that code tested on SQLite also runs on DynamoDB.
+public enum TransactionLimits {
+    /// DynamoDB's `TransactWriteItems` limit.
+    public static let maxWrites = 100
+}
+
+/// A read of one partition: the items whose sort key starts with `prefix`, in sort-key order.
+public struct ItemQuery: Sendable, Hashable {
+    /// The partition to read.
+    public var tenantId: String
+    /// Only sort keys starting with this prefix (empty: the whole partition).
+    public var prefix: String
+    /// At most this many items per page (1...1000).
+    public var limit: Int
+    /// Continue after this key: the `lastEvaluatedKey` of the previous page.
+    public var exclusiveStartKey: ItemKey?
+    /// Ascending sort-key order when `true`, descending when `false`.
+    public var ascending: Bool
+
+    public init(tenantId: String, prefix: String, limit: Int = 100, exclusiveStartKey: ItemKey? = nil, ascending: Bool = true) {
+        self.tenantId = tenantId
+        self.prefix = prefix
+        self.limit = limit
+        self.exclusiveStartKey = exclusiveStartKey
+        self.ascending = ascending
+    }
+
+    /// The largest page a store serves.
+    public static let maxLimit = 1000
+}
+
+/// One page of a query.
+public struct ItemPage: Sendable, Hashable {
+    public var items: [Item]
+    /// The key to pass as `exclusiveStartKey` for the next page; `nil` on the last page.
+    public var lastEvaluatedKey: ItemKey?
+
+    public init(items: [Item], lastEvaluatedKey: ItemKey?) {
+        self.items = items
+        self.lastEvaluatedKey = lastEvaluatedKey
+    }
+}

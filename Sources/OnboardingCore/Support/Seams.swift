@@ -1,0 +1,84 @@
+import Foundation
+
+/// Where the domain reads the time; tests inject a fixed or stepping clock.
+public protocol WallClock: Sendable {
+    func now() -> Date
+}
+
+/// The system's clock.
+public struct SystemWallClock: WallClock {
+    public init() {}
+    public func now() -> Date { Date() }
+}
+
+/// Where the domain gets new tenant ids; tests may inject a deterministic sequence.
+public protocol TenantIDGenerator: Sendable {
+    func newTenantID() -> TenantID
+}
+
+/// UUID version 7 (RFC 9562): 48 bits of Unix milliseconds, then 74 random bits from the
+/// system's CSPRNG. Ids sort by creation time, which keeps index inserts local.
+public struct UUIDv7Generator: TenantIDGenerator {
+    private let clock: any WallClock
+
+    public init(clock: any WallClock = SystemWallClock()) {
+        self.clock = clock
+    }
+
+    public func newTenantID() -> TenantID {
+        let milliseconds = UInt64(max(0, clock.now().timeIntervalSince1970 * 1000))
+        var generator = SystemRandomNumberGenerator()
+        var bytes = [UInt8](repeating: 0, count: 16)
+        for index in 0..<6 {
+            bytes[index] = UInt8(truncatingIfNeeded: milliseconds >> (8 * (5 - index)))
+        }
+        let random = (generator.next() as UInt64, generator.next() as UInt64)
+        for index in 6..<16 {
+            let word = index < 8 ? random.0 : random.1
+            bytes[index] = UInt8(truncatingIfNeeded: word >> (8 * (index % 8)))
+        }
+        bytes[6] = (bytes[6] & 0x0F) | 0x70  // version 7
+        bytes[8] = (bytes[8] & 0x3F) | 0x80  // RFC 9562 variant
+        return TenantID(bytes: bytes)
+    }
+}
+
+/// RFC 3339 timestamps in UTC with milliseconds (`2026-11-27T22:56:37.123Z`), the one format
+/// stored in `createdAt`/`updatedAt`: fixed width, so text order is time order in both stores.
+public enum Timestamp {
+    public static func format(_ date: Date) -> String {
+        // Rounded to the microsecond first, so a date made from whole milliseconds (whose Double
+        // may sit a hair below them) prints those milliseconds; then truncated to milliseconds.
+        let microseconds = Int64((date.timeIntervalSince1970 * 1_000_000).rounded())
+        let totalMilliseconds = floorDivide(microseconds, 1000)
+        let seconds = floorDivide(totalMilliseconds, 1000)
+        let milliseconds = Int(totalMilliseconds - seconds * 1000)
+        let days = floorDivide(seconds, 86_400)
+        let secondOfDay = Int(seconds - days * 86_400)
+        let (year, month, day) = civilDate(daysSinceEpoch: Int(days))
+        return pad(year, 4) + "-" + pad(month, 2) + "-" + pad(day, 2) + "T" + pad(secondOfDay / 3600, 2) + ":"
+            + pad(secondOfDay % 3600 / 60, 2) + ":" + pad(secondOfDay % 60, 2) + "." + pad(milliseconds, 3) + "Z"
+    }
+
+    private static func floorDivide(_ value: Int64, _ divisor: Int64) -> Int64 {
+        value >= 0 ? value / divisor : -((-value + divisor - 1) / divisor)
+    }
+
+    /// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian calendar).
+    private static func civilDate(daysSinceEpoch: Int) -> (Int, Int, Int) {
+        let z = daysSinceEpoch + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let dayOfEra = z - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let monthPrime = (5 * dayOfYear + 2) / 153
+        let day = dayOfYear - (153 * monthPrime + 2) / 5 + 1
+        let month = monthPrime < 10 ? monthPrime + 3 : monthPrime - 9
+        return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
+    }
+
+    private static func pad(_ value: Int, _ width: Int) -> String {
+        let text = String(value)
+        return text.count >= width ? text : String(repeating: "0", count: width - text.count) + text
+    }
+}

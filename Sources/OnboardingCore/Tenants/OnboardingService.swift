@@ -1,0 +1,95 @@
+/// The body of `POST /onboard` before validation.
+public struct OnboardingRequest: Sendable, Hashable {
+    public var clientName: RawField
+    public var clientPhone: RawField
+    /// Fields the request carried that onboarding does not know (rejected, to catch typos).
+    public var unknownFields: [String]
+
+    public static let fieldNames: Set<String> = ["clientName", "clientPhone"]
+
+    public init(clientName: RawField, clientPhone: RawField, unknownFields: [String] = []) {
+        self.clientName = clientName
+        self.clientPhone = clientPhone
+        self.unknownFields = unknownFields
+    }
+
+    /// Reads the fields of a JSON object.
+    public init(json object: [String: AttributeValue]) {
+        self.init(
+            clientName: RawField(object, "clientName"),
+            clientPhone: RawField(object, "clientPhone"),
+            unknownFields: object.keys.filter { !Self.fieldNames.contains($0) }.sorted()
+        )
+    }
+
+    /// Checks every field and returns all problems at once.
+    public func validated() -> Result<(ClientName, PhoneNumber), ValidationError> {
+        var errors: [FieldError] = []
+        let name = ClientName.validate(clientName)
+        let phone = PhoneNumber.validate(clientPhone)
+        if case .failure(let error) = name { errors.append(error) }
+        if case .failure(let error) = phone { errors.append(error) }
+        for field in unknownFields {
+            errors.append(FieldError(
+                field: field, code: .unknownField,
+                detail: "\(field) is not a field of this request; send only clientName and clientPhone"
+            ))
+        }
+        guard errors.isEmpty, case .success(let validName) = name, case .success(let validPhone) = phone else {
+            return .failure(ValidationError(errors))
+        }
+        return .success((validName, validPhone))
+    }
+}
+
+/// Turns a client into a tenant: validates, allocates the id, writes the profile.
+public struct OnboardingService: Sendable {
+    private let store: any TenantStore
+    private let ids: any TenantIDGenerator
+    private let clock: any WallClock
+
+    public init(store: any TenantStore, ids: any TenantIDGenerator = UUIDv7Generator(), clock: any WallClock = SystemWallClock()) {
+        self.store = store
+        self.ids = ids
+        self.clock = clock
+    }
+
+    /// Onboards a client.
+    /// - Returns: the new tenant, durably stored.
+    /// - Throws: ``ValidationError`` listing every bad field (nothing is stored), ``StoreError``.
+    public func onboard(_ request: OnboardingRequest) async throws -> Tenant {
+        let (name, phone) = try request.validated().get()
+        let now = Timestamp.format(clock.now())
+        // The profile is written only if no item has its key, so a (practically impossible)
+        // id collision can never overwrite another tenant: it is retried with a fresh id.
+        for _ in 0..<3 {
+            let tenant = Tenant(
+                id: ids.newTenantID(), clientName: name, clientPhone: phone, status: .active,
+                createdAt: now, updatedAt: now, version: 1
+            )
+            do {
+                try await store.put(tenant.item, condition: .itemNotExists)
+                return tenant
+            } catch let error as StoreError where error.code == .conditionFailed {
+                continue
+            }
+        }
+        throw OnboardingError(.idExhausted, "three generated tenant ids were already taken")
+    }
+}
+
+/// Reads and manages existing tenants.
+public struct TenantService: Sendable {
+    private let store: any TenantStore
+
+    public init(store: any TenantStore) {
+        self.store = store
+    }
+
+    /// The tenant with this id.
+    /// - Throws: ``OnboardingError`` `.tenantNotFound`.
+    public func tenant(_ id: TenantID) async throws -> Tenant {
+        guard let item = try await store.get(Tenant.key(id)) else { throw OnboardingError.tenantNotFound(id.rawValue) }
+        return try Tenant(item: item)
+    }
+}
