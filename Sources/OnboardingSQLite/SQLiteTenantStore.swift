@@ -1,0 +1,175 @@
+import Foundation
+import GRDB
+import Logging
+import OnboardingCore
+
+/// The single table in an embedded SQLite file: the default store.
+///
+/// One `DatabasePool` in WAL mode: readers run concurrently with the writer; every write goes
+/// through a ``GroupCommitter`` so concurrent requests share one transaction and one fsync.
+public final class SQLiteTenantStore: TenantStore {
+    /// The database file's absolute path.
+    public let path: String
+    private let pool: DatabasePool
+    private let committer: GroupCommitter
+
+    /// Opens (creating if needed) the database file and applies pending migrations.
+    /// - Throws: ``StoreError`` `.unavailable` when the file cannot be opened or migrated.
+    public init(path: String, logger: Logger = Logger(label: "onboard.sqlite")) throws {
+        self.path = URL(fileURLWithPath: path).standardizedFileURL.path
+        var configuration = Configuration()
+        configuration.label = "onboard"
+        // Another process (`onboard admin-token rotate`) may hold the write lock briefly.
+        configuration.busyMode = .timeout(5)
+        do {
+            pool = try DatabasePool(path: self.path, configuration: configuration)
+            // Durability: a write is acknowledged (201) only after its COMMIT returns. In WAL mode
+            // `synchronous = NORMAL` (GRDB's default for pools) fsyncs only at checkpoints, so a
+            // power loss or kernel crash could lose acknowledged tenants; `FULL` fsyncs the WAL at
+            // every commit. Group commit shares that fsync between all the writes of a batch,
+            // which is what makes FULL affordable. Set on the pool's one writer connection, after
+            // GRDB's own WAL set-up (which would otherwise reset it).
+            try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+            let migrator = Migrations.migrator
+            let applied = try pool.read { db in try migrator.appliedIdentifiers(db) }
+            try migrator.migrate(pool)
+            for name in migrator.migrations where !applied.contains(name) {
+                logger.info("database migrated", metadata: ["path": "\(self.path)", "migration": "\(name)"])
+            }
+        } catch let error as DatabaseError {
+            throw StoreError(.unavailable, "cannot open the database \(self.path): \(error.message ?? "\(error.resultCode)")")
+        }
+        committer = GroupCommitter(writer: pool)
+    }
+
+    public func get(_ key: ItemKey) async throws -> Item? {
+        try StoreRules.validate(key)
+        return try await read { db in try Self.fetch(key, db) }
+    }
+
+    public func put(_ item: Item, condition: WriteCondition?) async throws {
+        let item = try StoreRules.checked(item)
+        let condition = try StoreRules.checked(condition)
+        try await write { db in
+            if let condition, !condition.isSatisfied(by: try Self.fetch(item.key, db)) {
+                throw StoreError.conditionFailed(item.key)
+            }
+            try db.cachedStatement(sql: ItemTable.upsertSQL).execute(arguments: ItemTable.arguments(for: item))
+        }
+    }
+
+    public func delete(_ key: ItemKey, condition: WriteCondition?) async throws {
+        try StoreRules.validate(key)
+        let condition = try StoreRules.checked(condition)
+        try await write { db in
+            if let condition, !condition.isSatisfied(by: try Self.fetch(key, db)) {
+                throw StoreError.conditionFailed(key)
+            }
+            try db.cachedStatement(sql: ItemTable.deleteSQL).execute(arguments: [key.tenantId, key.resourceKey])
+        }
+    }
+
+    public func transact(_ writes: [TransactionWrite]) async throws {
+        let writes = try StoreRules.checked(writes)
+        try await write { db in
+            // As DynamoDB does: check every condition first and report each write's reason.
+            var reasons = [StoreError.CancellationReason](repeating: .none, count: writes.count)
+            for (index, write) in writes.enumerated() {
+                let condition: WriteCondition? =
+                    switch write {
+                    case .put(_, let condition), .delete(_, let condition): condition
+                    case .conditionCheck(_, let condition): condition
+                    }
+                if let condition, !condition.isSatisfied(by: try Self.fetch(write.key, db)) {
+                    reasons[index] = .conditionFailed
+                }
+            }
+            if reasons.contains(.conditionFailed) {
+                throw StoreError(.transactionCanceled, "a condition of the transaction does not hold", cancellationReasons: reasons)
+            }
+            for write in writes {
+                switch write {
+                case .put(let item, _):
+                    try db.cachedStatement(sql: ItemTable.upsertSQL).execute(arguments: ItemTable.arguments(for: item))
+                case .delete(let key, _):
+                    try db.cachedStatement(sql: ItemTable.deleteSQL).execute(arguments: [key.tenantId, key.resourceKey])
+                case .conditionCheck:
+                    break
+                }
+            }
+        }
+    }
+
+    public func query(_ query: ItemQuery) async throws -> ItemPage {
+        try StoreRules.validate(query)
+        // Every key starting with the prefix sorts in [prefix, prefix + U+10FFFF): SQLite compares
+        // text as UTF-8 bytes (as DynamoDB does), and no key may contain U+10FFFF (StoreRules).
+        var sql = "SELECT \(ItemTable.selectList) FROM \(ItemTable.name) WHERE tenantId = ? AND resourceKey >= ? AND resourceKey < ?"
+        var arguments: [any DatabaseValueConvertible] = [query.tenantId, query.prefix, query.prefix + String(StoreRules.prefixRangeEnd)]
+        if let start = query.exclusiveStartKey {
+            sql += query.ascending ? " AND resourceKey > ?" : " AND resourceKey < ?"
+            arguments.append(start.resourceKey)
+        }
+        sql += " ORDER BY resourceKey \(query.ascending ? "ASC" : "DESC") LIMIT ?"
+        // One more row than asked tells whether another page exists.
+        arguments.append(query.limit + 1)
+        let statementSQL = sql
+        let statementArguments = StatementArguments(arguments)
+        let items = try await read { db in
+            try Row.fetchAll(db.cachedStatement(sql: statementSQL), arguments: statementArguments).map(ItemTable.item(from:))
+        }
+        guard items.count > query.limit else { return ItemPage(items: items, lastEvaluatedKey: nil) }
+        let page = Array(items.prefix(query.limit))
+        return ItemPage(items: page, lastEvaluatedKey: page.last?.key)
+    }
+
+    public func checkHealth() async throws {
+        try await read { db in
+            _ = try Row.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM \(ItemTable.name) LIMIT 1"))
+        }
+    }
+
+    /// The journal mode and `synchronous` level of the writer connection, as SQLite reports them
+    /// (`wal` and 2 = FULL): what the durability promise rests on.
+    public func durabilitySettings() async throws -> (journalMode: String, synchronous: Int) {
+        try await withCheckedThrowingContinuation { continuation in
+            pool.asyncWriteWithoutTransaction { db in
+                continuation.resume(with: Result {
+                    (
+                        try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "",
+                        try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1
+                    )
+                })
+            }
+        }
+    }
+
+    // MARK: - Helpers
+
+    private static func fetch(_ key: ItemKey, _ db: Database) throws -> Item? {
+        try Row.fetchOne(db.cachedStatement(sql: ItemTable.selectOneSQL), arguments: [key.tenantId, key.resourceKey])
+            .map(ItemTable.item(from:))
+    }
+
+    private func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        do {
+            return try await pool.read(body)
+        } catch let error as DatabaseError {
+            throw Self.translate(error)
+        }
+    }
+
+    private func write(_ work: @escaping @Sendable (Database) throws -> Void) async throws {
+        do {
+            try await committer.write(work)
+        } catch let error as DatabaseError {
+            throw Self.translate(error)
+        }
+    }
+
+    /// SQLite's errors become `.unavailable`; the message names the result code, never the
+    /// statement's arguments (they may hold personal data).
+    private static func translate(_ error: DatabaseError) -> StoreError {
+        StoreError(.unavailable, "SQLite error \(error.extendedResultCode.rawValue): \(error.message ?? "unknown")")
+    }
+}
