@@ -1,0 +1,117 @@
+import Foundation
+import Hummingbird
+import Synchronization
+import HummingbirdAuth
+import OnboardingCore
+
+/// Turns a bearer token into a ``Principal``. The authenticator asks each verifier in turn;
+/// tenant API keys and OIDC tokens are further verifiers.
+public protocol CredentialVerifier: Sendable {
+    /// The principal this token proves, or `nil` when the token is not one of this verifier's.
+    func principal(for token: String) async throws -> Principal?
+}
+
+/// Accepts the admin token.
+public struct AdminTokenVerifier: CredentialVerifier {
+    public let credential: AdminCredential
+
+    public init(credential: AdminCredential) {
+        self.credential = credential
+    }
+
+    public func principal(for token: String) async throws -> Principal? {
+        credential.matches(token) ? .admin : nil
+    }
+}
+
+/// Authentication: reads `Authorization: Bearer <token>` and sets `context.identity`.
+///
+/// No header: the request goes on anonymous (routes decide whether that is enough). A header
+/// that is not a bearer token, or a token no verifier accepts, is answered `401` at once, even
+/// on public routes, so a client with broken credentials learns it immediately.
+public struct BearerAuthenticator: AuthenticatorMiddleware {
+    public typealias Context = AppRequestContext
+    public typealias Identity = Principal
+
+    private let verifiers: [any CredentialVerifier]
+
+    public init(verifiers: [any CredentialVerifier]) {
+        self.verifiers = verifiers
+    }
+
+    public func authenticate(request: Request, context: Context) async throws -> Principal? {
+        guard let header = request.headers[.authorization] else { return nil }
+        guard let token = Self.bearerToken(header) else {
+            throw Problem.unauthorized("The Authorization header must be 'Bearer <token>'", invalidToken: true)
+        }
+        for verifier in verifiers {
+            if let principal = try await verifier.principal(for: token) { return principal }
+        }
+        throw Problem.unauthorized("The bearer token is not valid", invalidToken: true)
+    }
+
+    /// The token of a `Bearer` credential (scheme case-insensitive, RFC 9110 §11.1).
+    static func bearerToken(_ header: String) -> String? {
+        let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
+        let token = parts[1].trimmingCharacters(in: .whitespaces)
+        return token.isEmpty ? nil : token
+    }
+}
+
+/// Who may call a route: the authorisation policy, checked in one place (``Route``).
+public enum Access: Sendable, Hashable, CustomStringConvertible {
+    /// Anyone, authenticated or not.
+    case anyone
+    /// Only the admin.
+    case admin
+
+    /// Throws `401` when the route needs a caller and there is none, `403` when the caller may not.
+    func authorize(_ principal: Principal?) throws {
+        switch self {
+        case .anyone:
+            return
+        case .admin:
+            guard let principal else {
+                throw Problem.unauthorized("This route needs the admin token: 'Authorization: Bearer <token>'", invalidToken: false)
+            }
+            guard principal == .admin else { throw Problem.forbidden("This route is for the admin only") }
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .anyone: "anyone"
+        case .admin: "admin"
+        }
+    }
+}
+
+/// Accepts the admin token whose hash is stored in the database, re-reading the hash at most
+/// every `refreshInterval`, so `onboard admin-token rotate` takes effect on running servers.
+public final class StoredAdminTokenVerifier: CredentialVerifier {
+    private struct Cache {
+        var credential: AdminCredential
+        var fetchedAt: ContinuousClock.Instant
+    }
+
+    private let store: any TenantStore
+    private let refreshInterval: Duration
+    private let cache: Mutex<Cache>
+
+    public init(store: any TenantStore, credential: AdminCredential, refreshInterval: Duration = .seconds(5)) {
+        self.store = store
+        self.refreshInterval = refreshInterval
+        self.cache = Mutex(Cache(credential: credential, fetchedAt: .now))
+    }
+
+    public func principal(for token: String) async throws -> Principal? {
+        let cached = cache.withLock { $0 }
+        var credential = cached.credential
+        if ContinuousClock.now - cached.fetchedAt > refreshInterval {
+            if let stored = try await AdminTokenRecord.load(store) { credential = stored }
+            cache.withLock { $0 = Cache(credential: credential, fetchedAt: .now) }
+        }
+        return credential.matches(token) ? .admin : nil
+    }
+}

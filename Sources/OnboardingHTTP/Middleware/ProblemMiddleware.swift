@@ -1,0 +1,57 @@
+import Hummingbird
+import Logging
+import NIOCore
+import OnboardingCore
+
+/// The one place where errors become responses: every error thrown below it, whatever its
+/// library, leaves as an RFC 9457 `application/problem+json` body with the request id.
+///
+/// Errors that are not the caller's fault are logged with the request id; their details never
+/// reach the response.
+public struct ProblemMiddleware: RouterMiddleware {
+    public typealias Context = AppRequestContext
+
+    public init() {}
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch {
+            let problem = Self.problem(for: error, request: request, context: context)
+            return problem.response(path: request.uri.path, requestID: context.requestID)
+        }
+    }
+
+    static func problem(for error: any Error, request: Request, context: Context) -> Problem {
+        switch error {
+        case let problem as Problem:
+            return problem
+        case let error as ValidationError:
+            return .validation(error)
+        case let error as OnboardingError where error.code == .tenantNotFound:
+            return .tenantNotFound(error.message)
+        case let error as StoreError where error.code == .unavailable:
+            context.logger.error("store unavailable", metadata: ["error": "\(error)"])
+            return .storeUnavailable()
+        case is NIOTooManyBytesError:
+            return .tooLarge()
+        case let error as HTTPError:
+            switch error.status {
+            case .notFound: return .routeNotFound(request.uri.path)
+            case .contentTooLarge: return .tooLarge()
+            case .badRequest: return .badRequest(error.body ?? "The request could not be read")
+            case .unauthorized: return .unauthorized(error.body ?? "Credentials are required", invalidToken: false)
+            default:
+                if error.status.kind == .clientError {
+                    return Problem(error.status, code: "http-\(error.status.code)", title: error.status.reasonPhrase, detail: error.body ?? error.status.reasonPhrase)
+                }
+                context.logger.error("request failed", metadata: ["error": "\(error)"])
+                return .internalError()
+            }
+        default:
+            // Swift errors from the domain or a library: a bug or an outage, never bad input.
+            context.logger.error("request failed", metadata: ["error": "\(String(reflecting: type(of: error))): \(error)"])
+            return .internalError()
+        }
+    }
+}

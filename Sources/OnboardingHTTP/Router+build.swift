@@ -1,0 +1,73 @@
+import Hummingbird
+import OnboardingCore
+
+/// What the router needs; the server, the tests (and later the Lambda entry) build it the same way.
+public struct AppDependencies: Sendable {
+    public var store: any TenantStore
+    /// Checked in order against bearer tokens.
+    public var verifiers: [any CredentialVerifier]
+    public var ids: any TenantIDGenerator
+    public var clock: any WallClock
+    /// Reported by `GET /health`.
+    public var version: String
+
+    public init(
+        store: any TenantStore,
+        verifiers: [any CredentialVerifier],
+        ids: any TenantIDGenerator = UUIDv7Generator(),
+        clock: any WallClock = SystemWallClock(),
+        version: String = OnboardVersion.current
+    ) {
+        self.store = store
+        self.verifiers = verifiers
+        self.ids = ids
+        self.clock = clock
+        self.version = version
+    }
+}
+
+/// The version of this build.
+public enum OnboardVersion {
+    public static let current = "0.1.0"
+}
+
+/// The route table: every operation the API serves, with who may call it.
+public func routeTable(_ dependencies: AppDependencies) -> [Route] {
+    let tenants = TenantController(
+        onboarding: OnboardingService(store: dependencies.store, ids: dependencies.ids, clock: dependencies.clock),
+        tenants: TenantService(store: dependencies.store)
+    )
+    let system = SystemController(store: dependencies.store, version: dependencies.version)
+    return tenants.routes + system.routes
+}
+
+/// The one router: the HTTP server and the tests (and later the Lambda function) serve it.
+///
+/// Middleware, outermost first: request id → request log → problem+json → authentication; then
+/// each route checks its ``Access`` before its handler runs.
+public func buildRouter(_ dependencies: AppDependencies) -> Router<AppRequestContext> {
+    let router = Router(context: AppRequestContext.self, options: [.autoGenerateHeadEndpoints])
+    router.add(middleware: RequestIDMiddleware())
+    router.add(middleware: RequestLogMiddleware())
+    router.add(middleware: ProblemMiddleware())
+    router.add(middleware: BearerAuthenticator(verifiers: dependencies.verifiers))
+
+    let routes = routeTable(dependencies)
+    for route in routes {
+        router.on(RouterPath(route.routerPath), method: route.method) { request, context in
+            try route.access.authorize(context.identity)
+            return try await route.handler(request, context)
+        }
+    }
+    // Every other method on a known path is 405 with an Allow header, not 404.
+    let methodsByPath = Dictionary(grouping: routes, by: \.routerPath).mapValues { $0.map(\.method) }
+    for (path, registered) in methodsByPath {
+        let allowed = registered.contains(.get) ? registered + [.head] : registered
+        for method in [HTTPRequest.Method.get, .head, .post, .put, .patch, .delete, .options] where !allowed.contains(method) {
+            router.on(RouterPath(path), method: method) { request, _ -> Response in
+                throw Problem.methodNotAllowed(request.method, allowed: allowed)
+            }
+        }
+    }
+    return router
+}

@@ -1,0 +1,137 @@
+import HTTPTypes
+import Logging
+import OnboardingCore
+import OnboardingHTTP
+import OnboardingSQLite
+import Testing
+
+@Suite("Request ids, logs, health, the OpenAPI contract")
+struct ObservabilityTests {
+    @Test("X-Request-Id is accepted when sane, generated otherwise, and in problems")
+    func requestIDs() async throws {
+        try await TestServer.run { api, _ in
+            let given = try await api.send(.get, "/health", headers: [.xRequestID: "trace-123:abc/def_4.5"])
+            #expect(given.headers[.xRequestID] == "trace-123:abc/def_4.5")
+
+            let generated = try await api.send(.get, "/health")
+            let id = try #require(generated.headers[.xRequestID])
+            #expect(id.count == 32 && id.allSatisfy(\.isHexDigit))
+
+            for insane in ["has spaces", String(repeating: "x", count: 129), "quote\"s", "<script>"] {
+                let response = try await api.send(.get, "/health", headers: [.xRequestID: insane])
+                #expect(response.headers[.xRequestID] != insane)
+                #expect(response.headers[.xRequestID]?.count == 32)
+            }
+
+            let problem = try await api.send(.get, "/nope", headers: [.xRequestID: "req-42"])
+            #expect(problem["requestId"] == "req-42")
+            #expect(problem.headers[.xRequestID] == "req-42")
+        }
+    }
+
+    @Test("one log line per request with method, route, status, duration and request id; phones masked, no secrets")
+    func logLines() async throws {
+        try await TestServer.run { api, fixture in
+            let created = try await api.send(
+                .post, "/onboard", headers: [.contentType: "application/json", .xRequestID: "log-test-1"],
+                body: #"{"clientName": "Acme Corp", "clientPhone": "+1 415 555 0123"}"#
+            )
+            let id = try #require(created["tenantId"])
+            _ = try await api.send(.get, "/tenants/\(id)", headers: [.authorization: "Bearer \(TestServer.adminToken)", .xRequestID: "log-test-2"])
+            _ = try await api.send(.get, "/tenants/\(id)", headers: [.authorization: "Bearer guessed-token-guessed-token", .xRequestID: "log-test-3"])
+
+            let requestLines = fixture.logs.entries.filter { $0.message == "request" }
+            #expect(requestLines.count == 3)
+            let first = try #require(requestLines.first { $0.metadata["hb.request.id"] == "log-test-1" })
+            #expect(first.metadata["method"] == "POST")
+            #expect(first.metadata["route"] == "/onboard")
+            #expect(first.metadata["status"] == "201")
+            let duration = try #require(first.metadata["duration_ms"]?.description)
+            #expect(Double(duration) != nil)
+            let second = try #require(requestLines.first { $0.metadata["hb.request.id"] == "log-test-2" })
+            #expect(second.metadata["route"] == "/tenants/{tenantId}", "the route template, not the id")
+            #expect(second.metadata["status"] == "200")
+            let third = try #require(requestLines.first { $0.metadata["hb.request.id"] == "log-test-3" })
+            #expect(third.metadata["status"] == "401")
+
+            let onboarded = try #require(fixture.logs.entries.first { $0.message == "tenant onboarded" })
+            #expect(onboarded.metadata["clientPhone"] == "+14*******23")
+            #expect(onboarded.metadata["tenantId"]?.description == id)
+
+            let everything = fixture.logText
+            #expect(!everything.contains("+14155550123") && !everything.contains("415 555 0123"), "no phone number in clear")
+            #expect(!everything.contains(TestServer.adminToken), "no admin token")
+            #expect(!everything.contains("guessed-token"), "no presented token")
+            #expect(!everything.contains("Acme Corp"), "no request body")
+        }
+    }
+
+    @Test("GET /health reports the store")
+    func health() async throws {
+        try await TestServer.run { api, _ in
+            let response = try await api.send(.get, "/health")
+            #expect(response.status == 200)
+            #expect(response["status"] == "ok")
+            #expect(response.json["checks"] == .map(["store": .string("ok")]))
+        }
+    }
+
+    @Test("when the store fails: health is 503, onboarding a 503 problem with Retry-After, nothing half-written")
+    func storeDown() async throws {
+        try await TestServer.run(wrapStore: { FailingStore(base: $0) }) { api, fixture in
+            let health = try await api.send(.get, "/health")
+            #expect(health.status == 503)
+            #expect(health["status"] == "unavailable")
+            let onboard = try await api.onboard(#"{"clientName": "Acme Corp", "clientPhone": "+1234567890"}"#)
+            #expect(onboard.status == 503)
+            #expect(onboard["code"] == "store-unavailable")
+            #expect(onboard.headers[.retryAfter] == "1")
+            #expect(try fixture.itemCount() == 0)
+            #expect(fixture.logs.entries.contains { $0.level == .error && $0.message == "store unavailable" })
+        }
+    }
+
+    @Test("GET /openapi.yaml serves the document, and it describes exactly the route table")
+    func openAPIDocument() async throws {
+        try await TestServer.run { api, fixture in
+            let response = try await api.send(.get, "/openapi.yaml")
+            #expect(response.status == 200)
+            #expect(response.headers[.contentType] == "application/yaml")
+            #expect(response.text.hasPrefix("openapi: 3.1.0"))
+            let routes = routeTable(AppDependencies(store: fixture.store, verifiers: []))
+            let served = Set(routes.map { "\($0.method.rawValue) \($0.path)" })
+            #expect(served == OpenAPIValidator.shared.operations)
+        }
+    }
+
+    @Test("the contract check itself catches a nonconforming response")
+    func validatorCatchesViolations() {
+        let validator = OpenAPIValidator.shared
+        let headers: HTTPFields = [.contentType: "application/json", .xRequestID: "abc"]
+        let good = Array(#"{"status":"ok","checks":{"store":"ok"},"version":"1"}"#.utf8)
+        #expect(validator.violations(method: .get, path: "/health", status: 200, headers: headers, body: good).isEmpty)
+        let extraField = Array(#"{"status":"ok","checks":{"store":"ok"},"version":"1","x":1}"#.utf8)
+        #expect(!validator.violations(method: .get, path: "/health", status: 200, headers: headers, body: extraField).isEmpty)
+        #expect(!validator.violations(method: .get, path: "/health", status: 418, headers: headers, body: good).isEmpty)
+        #expect(!validator.violations(method: .get, path: "/health", status: 200, headers: [.contentType: "application/json"], body: good).isEmpty)
+        let badTenant = Array(#"{"tenantId":"x","clientName":"A","clientPhone":"123","status":"ACTIVE","createdAt":"now","updatedAt":"now","version":0}"#.utf8)
+        #expect(validator.violations(method: .get, path: "/tenants/x", status: 200, headers: headers, body: badTenant).count >= 4)
+    }
+}
+
+/// The real SQLite store behind a switch that makes every call fail as an unreachable store would.
+struct FailingStore: TenantStore {
+    let base: SQLiteTenantStore
+
+    private var outage: StoreError { StoreError(.unavailable, "injected outage") }
+    func get(_ key: ItemKey) async throws -> Item? { throw outage }
+    func put(_ item: Item, condition: WriteCondition?) async throws { throw outage }
+    func delete(_ key: ItemKey, condition: WriteCondition?) async throws { throw outage }
+    func transact(_ writes: [TransactionWrite]) async throws { throw outage }
+    func query(_ query: ItemQuery) async throws -> ItemPage { throw outage }
+    func checkHealth() async throws { throw outage }
+}
+
+extension HTTPField.Name {
+    static let xRequestID = Self("X-Request-Id")!
+}

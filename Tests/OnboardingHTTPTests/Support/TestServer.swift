@@ -1,0 +1,144 @@
+import Foundation
+import GRDB
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import InMemoryLogging
+import Logging
+import NIOCore
+import OnboardingCore
+import OnboardingHTTP
+import OnboardingSQLite
+import Testing
+
+/// A response as the tests see it, already checked against the OpenAPI document.
+struct APIResponse: Sendable {
+    let status: Int
+    let headers: HTTPFields
+    let body: [UInt8]
+
+    var text: String { String(decoding: body, as: UTF8.self) }
+
+    /// The body as a JSON object (empty when it is not one).
+    var json: [String: AttributeValue] {
+        (try? JSONCodec.parse(body))?.mapValue ?? [:]
+    }
+
+    subscript(field: String) -> String? { json[field]?.stringValue }
+
+    /// The `code`s of a problem's field errors, by field.
+    var fieldErrors: [String: String] {
+        guard case .list(let errors)? = json["errors"] else { return [:] }
+        var result: [String: String] = [:]
+        for case .map(let error) in errors {
+            if let field = error["field"]?.stringValue { result[field] = error["code"]?.stringValue }
+        }
+        return result
+    }
+}
+
+/// A client for the server under test; every response it returns has been validated against
+/// openapi.yaml, so the whole suite doubles as the contract test.
+struct APIClient: Sendable {
+    let client: any TestClientProtocol
+
+    @discardableResult
+    func send(
+        _ method: HTTPRequest.Method, _ path: String, headers: HTTPFields = [:], body: String? = nil,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) async throws -> APIResponse {
+        try await send(method, path, headers: headers, bytes: body.map { Array($0.utf8) }, sourceLocation: sourceLocation)
+    }
+
+    @discardableResult
+    func send(
+        _ method: HTTPRequest.Method, _ path: String, headers: HTTPFields = [:], bytes: [UInt8]?,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) async throws -> APIResponse {
+        let response = try await client.executeRequest(uri: path, method: method, headers: headers, body: bytes.map { ByteBuffer(bytes: $0) })
+        let body = response.body.readableBytesView.map { $0 }
+        let result = APIResponse(status: Int(response.status.code), headers: response.headers, body: body)
+        let violations = OpenAPIValidator.shared.violations(
+            method: method, path: path, status: result.status, headers: result.headers, body: body
+        )
+        #expect(violations.isEmpty, "response does not conform to openapi.yaml: \(violations)", sourceLocation: sourceLocation)
+        return result
+    }
+
+    /// `POST /onboard` with a JSON body.
+    @discardableResult
+    func onboard(_ json: String, path: String = "/onboard", sourceLocation: SourceLocation = #_sourceLocation) async throws -> APIResponse {
+        try await send(.post, path, headers: [.contentType: "application/json"], body: json, sourceLocation: sourceLocation)
+    }
+
+    /// `GET /tenants/{id}` with the admin token.
+    func tenant(_ id: String, token: String = TestServer.adminToken, sourceLocation: SourceLocation = #_sourceLocation) async throws -> APIResponse {
+        try await send(.get, "/tenants/\(id)", headers: [.authorization: "Bearer \(token)"], sourceLocation: sourceLocation)
+    }
+}
+
+/// What a test can inspect besides the HTTP answers: the store, its file, the logs.
+struct TestFixture: Sendable {
+    let store: SQLiteTenantStore
+    let databasePath: String
+    let logs: InMemoryLogHandler
+    /// The server's port on 127.0.0.1.
+    let port: Int
+
+    /// How many items the table holds, read straight from the file.
+    func itemCount() throws -> Int {
+        try DatabaseQueue(path: databasePath).read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM items") ?? -1 }
+    }
+
+    /// Every log line of the server so far, rendered as text.
+    var logText: String {
+        logs.entries.map { entry in
+            let metadata = entry.metadata.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+            return "\(entry.level) \(entry.message) \(metadata)"
+        }.joined(separator: "\n")
+    }
+}
+
+/// Runs the real router on a real HTTP server on 127.0.0.1 (Hummingbird's `.live` testing), on
+/// a real SQLite file in a fresh temporary folder.
+enum TestServer {
+    static let adminToken = "test-admin-token-0123456789abcdef"
+
+    /// - Parameter wrapStore: lets a test put a fault-injecting layer around the real store.
+    static func run<Value: Sendable>(
+        logLevel: Logger.Level = .debug,
+        wrapStore: @Sendable (SQLiteTenantStore) -> any TenantStore = { $0 },
+        _ body: @Sendable (APIClient, TestFixture) async throws -> Value
+    ) async throws -> Value {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let path = directory.path("onboarding.sqlite")
+        let store = try SQLiteTenantStore(path: path)
+        var logs = InMemoryLogHandler()
+        logs.logLevel = logLevel
+        let handler = logs
+        let logger = Logger(label: "onboard-test", factory: { _ in handler })
+        let router = buildRouter(AppDependencies(
+            store: wrapStore(store),
+            verifiers: [AdminTokenVerifier(credential: AdminCredential(token: adminToken))]
+        ))
+        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: logger)
+        return try await app.test(.live) { client in
+            try await body(APIClient(client: client), TestFixture(store: store, databasePath: path, logs: handler, port: client.port ?? 0))
+        }
+    }
+}
+
+/// A folder under the system's temporary directory, removed by `remove()`.
+struct TemporaryDirectory: Sendable {
+    let url: URL
+
+    init() throws {
+        url = FileManager.default.temporaryDirectory.appendingPathComponent("onboard-tests-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    }
+
+    func path(_ name: String) -> String { url.appendingPathComponent(name).path }
+
+    func remove() { try? FileManager.default.removeItem(at: url) }
+}
