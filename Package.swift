@@ -120,7 +120,13 @@ let package = Package(
         // Runs the built `onboard` binary: start-up, configuration errors, crash and restart.
         .testTarget(
             name: "OnboardEndToEndTests",
-            dependencies: ["onboard"],
+            dependencies: [
+                "onboard",
+                "OnboardingCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
             swiftSettings: testSwiftSettings
         ),
     ]

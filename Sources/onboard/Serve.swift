@@ -5,6 +5,7 @@ import Logging
 import OnboardingCore
 import OnboardingHTTP
 import OnboardingSQLite
+import Synchronization
 
 /// `onboard serve`: the API over HTTP, on a local SQLite file.
 struct Serve: AsyncParsableCommand {
@@ -78,10 +79,12 @@ struct Serve: AsyncParsableCommand {
 
         let router = buildRouter(AppDependencies(store: store, verifiers: [verifier]))
         let host = configuration.host
+        let started = Atomic(false)
         let app = Application(
             router: router,
             configuration: ApplicationConfiguration(address: .hostname(host, port: configuration.port), serverName: "onboard"),
             onServerRunning: { channel in
+                started.store(true, ordering: .relaxed)
                 let port = channel.localAddress?.port ?? 0
                 Console.line("listening on http://\(host.contains(":") ? "[\(host)]" : host):\(port)")
             },
@@ -90,7 +93,8 @@ struct Serve: AsyncParsableCommand {
         do {
             try await app.runService()
         } catch {
-            throw Console.fail("the server stopped: \(error)", exitCode: .failure)
+            let message = started.load(ordering: .relaxed) ? "the server stopped: \(error)" : "cannot listen on \(host):\(configuration.port): \(error)"
+            throw Console.fail(message, exitCode: .failure)
         }
     }
 }

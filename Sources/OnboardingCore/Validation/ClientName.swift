@@ -18,13 +18,9 @@ public struct ClientName: Sendable, Hashable, CustomStringConvertible {
     /// Validates field `field` of a request.
     public static func validate(_ raw: RawField, field: String = "clientName") -> Result<ClientName, FieldError> {
         let text: String
-        switch raw {
-        case .missing:
-            return .failure(FieldError(field: field, code: .missing, detail: "\(field) is required"))
-        case .wrongType(let type):
-            return .failure(FieldError(field: field, code: .wrongType, detail: "\(field) must be a string, not \(type)"))
-        case .string(let string):
-            text = string
+        switch raw.string(field: field) {
+        case .failure(let error): return .failure(error)
+        case .success(let string): text = string
         }
         let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines).precomposedStringWithCanonicalMapping
         if trimmed.isEmpty {

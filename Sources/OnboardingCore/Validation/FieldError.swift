@@ -55,6 +55,15 @@ public enum RawField: Sendable, Hashable {
     case wrongType(String)
     case string(String)
 
+    /// The string, or the error for a field that is missing or not a string.
+    public func string(field: String) -> Result<String, FieldError> {
+        switch self {
+        case .missing: .failure(FieldError(field: field, code: .missing, detail: "\(field) is required"))
+        case .wrongType(let type): .failure(FieldError(field: field, code: .wrongType, detail: "\(field) must be a string, not \(type)"))
+        case .string(let value): .success(value)
+        }
+    }
+
     /// Reads field `name` of a JSON object.
     public init(_ object: [String: AttributeValue], _ name: String) {
         switch object[name] {

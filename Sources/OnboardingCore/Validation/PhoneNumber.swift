@@ -12,13 +12,9 @@ public struct PhoneNumber: Sendable, Hashable, CustomStringConvertible {
     /// Validates field `field` of a request.
     public static func validate(_ raw: RawField, field: String = "clientPhone") -> Result<PhoneNumber, FieldError> {
         let text: String
-        switch raw {
-        case .missing:
-            return .failure(FieldError(field: field, code: .missing, detail: "\(field) is required"))
-        case .wrongType(let type):
-            return .failure(FieldError(field: field, code: .wrongType, detail: "\(field) must be a string, not \(type)"))
-        case .string(let string):
-            text = string
+        switch raw.string(field: field) {
+        case .failure(let error): return .failure(error)
+        case .success(let string): text = string
         }
         let format = "an E.164 number: + then \(minDigits) to \(maxDigits) digits, e.g. +14155550123"
         let compact = String(String.UnicodeScalarView(text.unicodeScalars.filter { !isSeparator($0) }))

@@ -14,7 +14,7 @@ public struct AdminCredential: Sendable, Hashable {
     /// The credential for a token in plain text (as configured with `--admin-token`).
     public init(token: String) {
         self.digest = Array(SHA256.hash(data: Array(token.utf8)))
-        self.storedHash = "sha256:" + digest.map { String($0, radix: 16).leftPadded(2) }.joined()
+        self.storedHash = "sha256:" + digest.map { String(format: "%02x", $0) }.joined()
     }
 
     /// The credential from its stored hash; `nil` when the text is not a `sha256:` hash.
@@ -49,12 +49,6 @@ public struct AdminCredential: Sendable, Hashable {
         let base64url = Data(bytes).base64EncodedString()
             .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
         return "onb_admin_" + base64url
-    }
-}
-
-extension String {
-    fileprivate func leftPadded(_ width: Int) -> String {
-        count >= width ? self : String(repeating: "0", count: width - count) + self
     }
 }
 

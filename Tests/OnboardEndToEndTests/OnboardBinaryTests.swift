@@ -1,0 +1,185 @@
+import Foundation
+import NIOHTTP1
+import Testing
+
+/// A folder under the system's temporary directory for one test.
+func temporaryFolder() throws -> URL {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("onboard-e2e-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    return url
+}
+
+@Suite("The onboard binary", .serialized)
+struct OnboardBinaryTests {
+    @Test("first start prints where it listens, the database and a one-time admin token; a crashed server restarts with every acknowledged tenant")
+    func crashAndRestart() async throws {
+        let folder = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let database = folder.appendingPathComponent("tenants.sqlite").path
+
+        let first = try OnboardProcess(["serve", "--port", "0", "--database", database])
+        let base = try await first.waitUntilListening()
+        #expect(base.hasPrefix("http://127.0.0.1:"))
+        #expect(first.stdout.lines.contains("database: \(database)"))
+        let tokenLine = try #require(first.stdout.lines.first { $0.hasPrefix("admin token: onb_admin_") })
+        let token = String(tokenLine.dropFirst("admin token: ".count))
+        #expect(token.count >= 40)
+
+        let acknowledged: [(id: String, name: String)] = try await HTTP.with(base) { http in
+            try await withThrowingTaskGroup(of: (String, String).self) { group in
+                for index in 0..<60 {
+                    group.addTask {
+                        let name = "Crash Test \(index)"
+                        let reply = try await http.onboard(name: name, phone: "+4420794\(String(10_000 + index))")
+                        #expect(reply.status == 201)
+                        return (try #require(jsonField("tenantId", in: reply.body)), name)
+                    }
+                }
+                var all: [(String, String)] = []
+                for try await pair in group { all.append(pair) }
+                return all
+            }
+        }
+        #expect(acknowledged.count == 60)
+        // SIGKILL straight after the last 201: no graceful shutdown, no checkpoint.
+        try await first.kill()
+
+        let second = try OnboardProcess(["serve", "--port", "0", "--database", database])
+        let secondBase = try await second.waitUntilListening()
+        #expect(!second.stdout.text.contains("onb_admin_"), "the token is shown only on the very first start")
+        #expect(second.stdout.lines.contains { $0.hasPrefix("admin token: stored hashed") })
+        try await HTTP.with(secondBase) { http in
+            for (id, name) in acknowledged {
+                let reply = try await http.tenant(id, token: token)
+                #expect(reply.status == 200, "tenant \(id) acknowledged before the crash")
+                #expect(jsonField("clientName", in: reply.body) == name)
+            }
+            #expect(try await http.tenant(acknowledged[0].id, token: token + "x").status == 401)
+        }
+        #expect(try await second.terminate() == 0, "SIGTERM stops the server cleanly")
+
+        // The file holds the token's hash, never the token.
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: database)) + ((try? Data(contentsOf: URL(fileURLWithPath: database + "-wal"))) ?? Data())
+        #expect(bytes.range(of: Data(token.utf8)) == nil)
+    }
+
+    @Test("the server logs one line per request, with the route, status, duration and request id, and no secrets or phones")
+    func logs() async throws {
+        let folder = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let adminToken = "e2e-admin-token-abcdefghijklmnop"
+        let server = try OnboardProcess(
+            ["serve", "--port", "0", "--log-level", "debug"],
+            environment: ["ONBOARD_DATABASE": folder.appendingPathComponent("db.sqlite").path, "ONBOARD_ADMIN_TOKEN": adminToken]
+        )
+        let base = try await server.waitUntilListening()
+        #expect(server.stdout.lines.contains("admin token: as configured (--admin-token / ONBOARD_ADMIN_TOKEN)"))
+        try await HTTP.with(base) { http in
+            let created = try await http.send(
+                .POST, "/onboard", headers: [("Content-Type", "application/json"), ("X-Request-Id", "e2e-req-1")],
+                body: #"{"clientName": "Logged Ltd", "clientPhone": "+1 415 555 0199"}"#
+            )
+            #expect(created.status == 201)
+            #expect(created.headers.first(name: "X-Request-Id") == "e2e-req-1")
+            let id = try #require(jsonField("tenantId", in: created.body))
+            #expect(try await http.tenant(id, token: adminToken).status == 200)
+        }
+        _ = try await server.terminate()
+        let lines = server.stdout.lines
+        let requestLine = try #require(lines.first { $0.contains("hb.request.id=e2e-req-1") && $0.hasSuffix(" request") })
+        for part in ["method=POST", "route=/onboard", "status=201", "duration_ms="] {
+            #expect(requestLine.contains(part), "\(part) in \(requestLine)")
+        }
+        #expect(lines.contains { $0.contains("route=/tenants/{tenantId}") && $0.contains("status=200") })
+        #expect(lines.contains { $0.contains("tenant onboarded") && $0.contains("clientPhone=+14*******99") })
+        let output = server.stdout.text + server.stderr.text
+        #expect(!output.contains("+14155550199") && !output.contains("415 555 0199"))
+        #expect(!output.contains(adminToken))
+    }
+
+    @Test("invalid settings exit with code 64 and one line naming the setting", arguments: [
+        (["--port", "70000"], [String: String](), "--port"),
+        (["--port", "http"], [:], "--port"),
+        ([], ["ONBOARD_PORT": "abc"], "ONBOARD_PORT"),
+        (["--log-level", "loud"], [:], "--log-level"),
+        ([], ["ONBOARD_LOG_LEVEL": "verbose"], "ONBOARD_LOG_LEVEL"),
+        (["--admin-token", "short"], [:], "--admin-token"),
+        ([], ["ONBOARD_ADMIN_TOKEN": "has spaces in it but is long enough"], "ONBOARD_ADMIN_TOKEN"),
+        (["--database", "/nonexistent-dir/x/onboarding.sqlite"], [:], "database"),
+        (["--host", ""], [:], "--host"),
+    ])
+    func invalidSettings(arguments: [String], environment: [String: String], named: String) async throws {
+        let folder = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        var environment = environment
+        if environment["ONBOARD_DATABASE"] == nil && !arguments.contains("--database") {
+            environment["ONBOARD_DATABASE"] = folder.appendingPathComponent("db.sqlite").path
+        }
+        // A free port unless the case is about the port.
+        let port = arguments.contains("--port") || environment["ONBOARD_PORT"] != nil ? [] : ["--port", "0"]
+        let process = try OnboardProcess(["serve"] + port + arguments, environment: environment)
+        #expect(try await process.waitForExit() == 64)
+        let errorLines = process.stderr.lines
+        #expect(errorLines.count == 1, "one line: \(errorLines)")
+        #expect(errorLines.first?.hasPrefix("onboard: error: invalid") == true)
+        #expect(errorLines.first?.contains(named) == true)
+        #expect(!process.stdout.text.contains("listening"))
+        if let token = environment["ONBOARD_ADMIN_TOKEN"] {
+            #expect(!process.stderr.text.contains(token), "a bad token is not echoed")
+        }
+    }
+
+    @Test("a flag wins over its environment variable; variables alone are used")
+    func precedence() async throws {
+        let folder = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let database = folder.appendingPathComponent("from-env.sqlite").path
+        let server = try OnboardProcess(["serve", "--port", "0"], environment: ["ONBOARD_PORT": "not-a-port", "ONBOARD_DATABASE": database])
+        _ = try await server.waitUntilListening()
+        #expect(server.stdout.lines.contains("database: \(database)"))
+        _ = try await server.terminate()
+    }
+
+    @Test("a port already in use is a one-line error and exit code 1")
+    func portInUse() async throws {
+        let folder = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let first = try OnboardProcess(["serve", "--port", "0", "--database", folder.appendingPathComponent("a.sqlite").path])
+        let base = try await first.waitUntilListening()
+        let port = try #require(base.split(separator: ":").last.map(String.init))
+        let second = try OnboardProcess(["serve", "--port", port, "--database", folder.appendingPathComponent("b.sqlite").path])
+        #expect(try await second.waitForExit() == 1)
+        #expect(second.stderr.lines.count == 1)
+        #expect(second.stderr.text.hasPrefix("onboard: error:"))
+        _ = try await first.terminate()
+    }
+
+    @Test("admin-token rotate issues a new token that a running server accepts, and the old one stops working")
+    func rotateAdminToken() async throws {
+        let folder = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let database = folder.appendingPathComponent("db.sqlite").path
+        let server = try OnboardProcess(["serve", "--port", "0", "--database", database])
+        let base = try await server.waitUntilListening()
+        let oldToken = try #require(server.stdout.lines.first { $0.hasPrefix("admin token: onb_admin_") }).dropFirst("admin token: ".count)
+
+        let rotate = try OnboardProcess(["admin-token", "rotate", "--database", database])
+        #expect(try await rotate.waitForExit() == 0)
+        let newToken = try #require(rotate.stdout.lines.first)
+        #expect(newToken.hasPrefix("onb_admin_") && newToken != String(oldToken))
+
+        try await HTTP.with(base) { http in
+            let created = try await http.onboard(name: "Rotated", phone: "+3312345678")
+            let id = try #require(jsonField("tenantId", in: created.body))
+            // Running servers re-read the stored hash at most every 5 seconds.
+            var accepted = false
+            for _ in 0..<100 where !accepted {
+                accepted = try await http.tenant(id, token: newToken).status == 200
+                if !accepted { try await Task.sleep(for: .milliseconds(100)) }
+            }
+            #expect(accepted)
+            #expect(try await http.tenant(id, token: String(oldToken)).status == 401)
+        }
+        _ = try await server.terminate()
+    }
+}

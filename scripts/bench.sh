@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Benchmark: GET /health and POST /onboard in the same run, on a release build, with wrk on
+# 127.0.0.1. Prints requests/s, p50 and p99 for each and the ratio onboard/health.
+#
+#   scripts/bench.sh                       # 64 connections, 10 s per endpoint
+#   CONNECTIONS=128 DURATION=30s scripts/bench.sh
+#   ONBOARD_BINARY=.build/release/onboard scripts/bench.sh   # skip the build
+#
+# The server runs as shipped: SQLite with synchronous=FULL (every 201 fsynced), logging one
+# info line per request to a file. wrk shares the machine's cores with the server.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+CONNECTIONS=${CONNECTIONS:-64}
+THREADS=${THREADS:-2}
+DURATION=${DURATION:-10s}
+WARMUP=${WARMUP:-3s}
+
+command -v wrk >/dev/null || { echo "bench.sh: wrk is missing (apt-get install wrk)" >&2; exit 1; }
+
+if [[ -z "${ONBOARD_BINARY:-}" ]]; then
+    SCRATCH=${SCRATCH:-.build-release}
+    swift build -c release --scratch-path "$SCRATCH" --product onboard >&2
+    ONBOARD_BINARY="$SCRATCH/release/onboard"
+fi
+
+work=$(mktemp -d)
+server_pid=""
+cleanup() {
+    [[ -n "$server_pid" ]] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+ONBOARD_ADMIN_TOKEN="bench-admin-token-0123456789abcdef" \
+    "$ONBOARD_BINARY" serve --port 0 --database "$work/bench.sqlite" >"$work/server.log" 2>&1 &
+server_pid=$!
+for _ in $(seq 1 200); do
+    port=$(sed -n 's|^listening on http://127.0.0.1:\([0-9]*\)$|\1|p' "$work/server.log")
+    [[ -n "$port" ]] && break
+    sleep 0.05
+done
+[[ -n "${port:-}" ]] || { echo "bench.sh: the server did not start:" >&2; cat "$work/server.log" >&2; exit 1; }
+base="http://127.0.0.1:$port"
+
+cat >"$work/onboard.lua" <<'LUA'
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"clientName": "Acme Corp", "clientPhone": "+1234567890"}'
+LUA
+
+# wrk --latency prints "Requests/sec:" and a latency distribution; keep rps, p50, p99 in ms.
+run() { # name, url, extra wrk args...
+    local name=$1 url=$2
+    shift 2
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" "$@" "$url" >/dev/null
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$@" "$url" >"$work/$name.txt"
+    awk -v name="$name" '
+        function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
+        /^ +50%/ { p50 = ms($2) }
+        /^ +99%/ { p99 = ms($2) }
+        /^Requests\/sec:/ { rps = $2 }
+        /Non-2xx or 3xx responses/ { errors = $5 }
+        /Socket errors/ { socket = $0 }
+        END { printf "%s %.0f %.2f %.2f %s\n", name, rps, p50, p99, (errors == "" ? 0 : errors) }
+    ' "$work/$name.txt"
+}
+
+health=$(run health "$base/health")
+onboard=$(run onboard "$base/onboard" -s "$work/onboard.lua")
+
+tenants=$(sqlite3 "$work/bench.sqlite" "SELECT count(*) FROM items WHERE resourceKey LIKE 'TENANT#%'" 2>/dev/null || echo "?")
+
+read -r _ h_rps h_p50 h_p99 h_err <<<"$health"
+read -r _ o_rps o_p50 o_p99 o_err <<<"$onboard"
+ratio=$(awk -v o="$o_rps" -v h="$h_rps" 'BEGIN { printf "%.0f", 100 * o / h }')
+
+echo
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(uname -sr); wrk -t$THREADS -c$CONNECTIONS -d$DURATION on 127.0.0.1"
+printf "| endpoint | requests/s | p50 ms | p99 ms | non-2xx |\n|---|---:|---:|---:|---:|\n"
+printf "| GET /health | %s | %s | %s | %s |\n" "$h_rps" "$h_p50" "$h_p99" "$h_err"
+printf "| POST /onboard | %s | %s | %s | %s |\n" "$o_rps" "$o_p50" "$o_p99" "$o_err"
+echo
+echo "onboard/health: ${ratio}% (target >= 60%, onboard p99 <= 10 ms); tenants stored: $tenants"
+if [[ "$o_err" != "0" || "$h_err" != "0" ]]; then
+    echo "bench.sh: some responses were not 2xx" >&2
+    exit 1
+fi
