@@ -28,3 +28,37 @@ public struct Route: Sendable {
         }.joined(separator: "/")
     }
 }
+
+/// The paths of the route table and their methods, to tell `405` (known path, other method)
+/// from `404` (unknown path) for any method, `TRACE` and inventions included.
+struct KnownPaths: Sendable {
+    private let entries: [(segments: [String], methods: [HTTPRequest.Method])]
+
+    init(_ routes: [Route]) {
+        var order: [String] = []
+        var methods: [String: [HTTPRequest.Method]] = [:]
+        for route in routes {
+            if methods[route.path] == nil { order.append(route.path) }
+            methods[route.path, default: []].append(route.method)
+        }
+        entries = order.map { path in
+            let registered = methods[path]!
+            let allowed = registered.contains(.get) && !registered.contains(.head) ? registered + [.head] : registered
+            return (Self.segments(path), allowed)
+        }
+    }
+
+    /// The methods served on `path`, or `nil` when no route has this path.
+    func allowedMethods(for path: String) -> [HTTPRequest.Method]? {
+        let segments = Self.segments(path)
+        return entries.first { entry in
+            entry.segments.count == segments.count
+                && zip(entry.segments, segments).allSatisfy { template, segment in template.hasPrefix("{") || template == segment }
+        }?.methods
+    }
+
+    /// Path segments as the router sees them: empty ones (a trailing slash) ignored.
+    private static func segments(_ path: String) -> [String] {
+        path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+    }
+}

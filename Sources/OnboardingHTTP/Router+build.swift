@@ -49,24 +49,13 @@ public func buildRouter(_ dependencies: AppDependencies) -> Router<AppRequestCon
     let router = Router(context: AppRequestContext.self, options: [.autoGenerateHeadEndpoints])
     router.add(middleware: RequestIDMiddleware())
     router.add(middleware: RequestLogMiddleware())
-    router.add(middleware: ProblemMiddleware())
-    router.add(middleware: BearerAuthenticator(verifiers: dependencies.verifiers))
-
     let routes = routeTable(dependencies)
+    router.add(middleware: ProblemMiddleware(knownPaths: KnownPaths(routes)))
+    router.add(middleware: BearerAuthenticator(verifiers: dependencies.verifiers))
     for route in routes {
         router.on(RouterPath(route.routerPath), method: route.method) { request, context in
             try route.access.authorize(context.identity)
             return try await route.handler(request, context)
-        }
-    }
-    // Every other method on a known path is 405 with an Allow header, not 404.
-    let methodsByPath = Dictionary(grouping: routes, by: \.routerPath).mapValues { $0.map(\.method) }
-    for (path, registered) in methodsByPath {
-        let allowed = registered.contains(.get) ? registered + [.head] : registered
-        for method in [HTTPRequest.Method.get, .head, .post, .put, .patch, .delete, .options] where !allowed.contains(method) {
-            router.on(RouterPath(path), method: method) { request, _ -> Response in
-                throw Problem.methodNotAllowed(request.method, allowed: allowed)
-            }
         }
     }
     return router

@@ -23,6 +23,8 @@ struct RoutingAndAuthTests {
         (.post, "/health", "GET, HEAD"),
         (.delete, "/tenants/0195f3c4-7a1e-7b2c-9d3e-4f5a6b7c8d9e", "GET, HEAD"),
         (.patch, "/openapi.yaml", "GET, HEAD"),
+        (.trace, "/health", "GET, HEAD"),
+        (HTTPRequest.Method("PURGE")!, "/onboard", "POST"),
     ])
     func wrongMethod(method: HTTPRequest.Method, path: String, allow: String) async throws {
         try await TestServer.run { api, fixture in

@@ -31,6 +31,8 @@ struct ValidationTests {
         BadBody(name: "clientName empty", json: #"{"clientName": "", "clientPhone": "+1234567890"}"#, errors: ["clientName": "empty"]),
         BadBody(name: "clientName only spaces", json: #"{"clientName": " \t\n ", "clientPhone": "+1234567890"}"#, errors: ["clientName": "empty"]),
         BadBody(name: "clientName 201 characters", json: #"{"clientName": "\#(longName)", "clientPhone": "+1234567890"}"#, errors: ["clientName": "too-long"]),
+        BadBody(name: "clientName of 199 characters and 2 spaces (the limit is on what is sent)", json: #"{"clientName": "\#(String(repeating: "b", count: 199))  ", "clientPhone": "+1234567890"}"#, errors: ["clientName": "too-long"]),
+        BadBody(name: "clientName ending in NEL (a C1 control, not white space)", json: #"{"clientName": "Acme\u0085", "clientPhone": "+1234567890"}"#, errors: ["clientName": "invalid-characters"]),
         BadBody(name: "clientName of a few characters but 900 combining marks", json: #"{"clientName": "\#(zalgo)", "clientPhone": "+1234567890"}"#, errors: ["clientName": "too-long"]),
         BadBody(name: "clientName with a NUL", json: #"{"clientName": "Ac\u0000me", "clientPhone": "+1234567890"}"#, errors: ["clientName": "invalid-characters"]),
         BadBody(name: "clientName with a newline inside", json: #"{"clientName": "Acme\nCorp", "clientPhone": "+1234567890"}"#, errors: ["clientName": "invalid-characters"]),
@@ -72,7 +74,7 @@ struct ValidationTests {
         }
     }
 
-    @Test("the 201-character limit counts characters, not bytes: 200 CJK characters are accepted")
+    @Test("the 200-character limit counts characters, not bytes: 200 CJK characters are accepted")
     func twoHundredCharacters() async throws {
         try await TestServer.run { api, _ in
             let name = String(repeating: "社", count: 200)

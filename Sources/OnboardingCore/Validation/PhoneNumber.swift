@@ -59,10 +59,12 @@ public struct PhoneNumber: Sendable, Hashable, CustomStringConvertible {
 
     public var description: String { masked }
 
+    /// Dashes, dots, parentheses and the Unicode space separators (category Zs), listed out as
+    /// the pattern in openapi.yaml lists them.
     private static func isSeparator(_ scalar: Unicode.Scalar) -> Bool {
-        switch scalar {
-        case "-", ".", "(", ")": true
-        default: scalar.properties.generalCategory == .spaceSeparator
+        switch scalar.value {
+        case 0x2D, 0x2E, 0x28, 0x29, 0x20, 0xA0, 0x1680, 0x2000...0x200A, 0x202F, 0x205F, 0x3000: true
+        default: false
         }
     }
 }

@@ -11,18 +11,22 @@ import OnboardingCore
 public struct ProblemMiddleware: RouterMiddleware {
     public typealias Context = AppRequestContext
 
-    public init() {}
+    let knownPaths: KnownPaths
+
+    init(knownPaths: KnownPaths) {
+        self.knownPaths = knownPaths
+    }
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
         } catch {
-            let problem = Self.problem(for: error, request: request, context: context)
+            let problem = problem(for: error, request: request, context: context)
             return problem.response(path: request.uri.path, requestID: context.requestID)
         }
     }
 
-    static func problem(for error: any Error, request: Request, context: Context) -> Problem {
+    func problem(for error: any Error, request: Request, context: Context) -> Problem {
         switch error {
         case let problem as Problem:
             return problem
@@ -37,7 +41,13 @@ public struct ProblemMiddleware: RouterMiddleware {
             return .tooLarge()
         case let error as HTTPError:
             switch error.status {
-            case .notFound: return .routeNotFound(request.uri.path)
+            case .notFound:
+                // The router found no route for this method and path; if the path is known, it
+                // is the method that is wrong.
+                if let allowed = knownPaths.allowedMethods(for: request.uri.path) {
+                    return .methodNotAllowed(request.method, allowed: allowed)
+                }
+                return .routeNotFound(request.uri.path)
             case .contentTooLarge: return .tooLarge()
             case .badRequest: return .badRequest(error.body ?? "The request could not be read")
             case .unauthorized: return .unauthorized(error.body ?? "Credentials are required", invalidToken: false)
