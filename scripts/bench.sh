@@ -2,10 +2,12 @@
 # Benchmark: GET /health and POST /onboard in the same run, on a release build, with wrk on
 # 127.0.0.1. Prints requests/s, p50 and p99 for each and the ratio onboard/health.
 #
-#   scripts/bench.sh                       # 64 connections, 10 s per endpoint
-#   CONNECTIONS=128 DURATION=30s scripts/bench.sh
+#   scripts/bench.sh                       # 64 connections, 3 rounds of 10 s per endpoint
+#   CONNECTIONS=128 DURATION=30s ROUNDS=5 scripts/bench.sh
 #   ONBOARD_BINARY=.build/release/onboard scripts/bench.sh   # skip the build
 #
+# The endpoints alternate for ROUNDS rounds and the median round of each is reported, since wrk
+# and the server share the cores and single runs vary by 10-20 %.
 # The server runs as shipped: SQLite with synchronous=FULL (every 201 fsynced), logging one
 # info line per request to a file. wrk shares the machine's cores with the server.
 set -euo pipefail
@@ -14,6 +16,7 @@ cd "$(dirname "$0")/.."
 CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-2}
 DURATION=${DURATION:-10s}
+ROUNDS=${ROUNDS:-3}
 WARMUP=${WARMUP:-3s}
 
 command -v wrk >/dev/null || { echo "bench.sh: wrk is missing (apt-get install wrk)" >&2; exit 1; }
@@ -53,7 +56,6 @@ LUA
 run() { # name, url, extra wrk args...
     local name=$1 url=$2
     shift 2
-    wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" "$@" "$url" >/dev/null
     wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$@" "$url" >"$work/$name.txt"
     awk -v name="$name" '
         function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
@@ -66,9 +68,18 @@ run() { # name, url, extra wrk args...
     ' "$work/$name.txt"
 }
 
-health=$(run health "$base/health")
-onboard=$(run onboard "$base/onboard" -s "$work/onboard.lua")
-
+# Warm up once, then alternate the endpoints; keep each endpoint's median round (by requests/s).
+wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" "$base/health" >/dev/null
+wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" -s "$work/onboard.lua" "$base/onboard" >/dev/null
+: >"$work/health.rounds"
+: >"$work/onboard.rounds"
+for round in $(seq 1 "$ROUNDS"); do
+    run health "$base/health" | tee -a "$work/health.rounds" | sed "s/^/round $round: /" >&2
+    run onboard "$base/onboard" -s "$work/onboard.lua" | tee -a "$work/onboard.rounds" | sed "s/^/round $round: /" >&2
+done
+median() { sort -k2,2n "$1" | awk -v n="$ROUNDS" 'NR == int((n + 1) / 2)'; }
+health=$(median "$work/health.rounds")
+onboard=$(median "$work/onboard.rounds")
 tenants=$(sqlite3 "$work/bench.sqlite" "SELECT count(*) FROM items WHERE resourceKey LIKE 'TENANT#%'" 2>/dev/null || echo "?")
 
 read -r _ h_rps h_p50 h_p99 h_err <<<"$health"
@@ -76,7 +87,8 @@ read -r _ o_rps o_p50 o_p99 o_err <<<"$onboard"
 ratio=$(awk -v o="$o_rps" -v h="$h_rps" 'BEGIN { printf "%.0f", 100 * o / h }')
 
 echo
-echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(uname -sr); wrk -t$THREADS -c$CONNECTIONS -d$DURATION on 127.0.0.1"
+echo "machine: $(nproc) cores ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(uname -sr)"
+echo "load: wrk -t$THREADS -c$CONNECTIONS -d$DURATION on 127.0.0.1, median of $ROUNDS alternating rounds"
 printf "| endpoint | requests/s | p50 ms | p99 ms | non-2xx |\n|---|---:|---:|---:|---:|\n"
 printf "| GET /health | %s | %s | %s | %s |\n" "$h_rps" "$h_p50" "$h_p99" "$h_err"
 printf "| POST /onboard | %s | %s | %s | %s |\n" "$o_rps" "$o_p50" "$o_p99" "$o_err"

@@ -29,6 +29,7 @@ enum JSONBody {
     /// `application/json`, with no parameter but an optional `charset=utf-8`.
     static func requireJSONContentType(_ request: Request) throws {
         guard let header = request.headers[.contentType] else { throw Problem.unsupportedMediaType(nil) }
+        if header == MediaTypes.json { return }  // the common case, without parsing
         let parts = header.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
         guard parts.first == MediaTypes.json else { throw Problem.unsupportedMediaType(parts.first ?? header) }
         for parameter in parts.dropFirst() where !parameter.isEmpty {
@@ -44,6 +45,6 @@ enum JSONBody {
         var headers = headers
         headers[.contentType] = MediaTypes.json
         headers[.cacheControl] = "no-store"
-        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: JSONCodec.serialize(.map(body)))))
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: JSONCodec.serializeBytes(.map(body)))))
     }
 }

@@ -56,7 +56,7 @@ public struct Problem: Error, Sendable, HTTPResponseError {
         }
         var headers = self.headers
         headers[.contentType] = MediaTypes.problemJSON
-        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: JSONCodec.serialize(.map(body)))))
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: JSONCodec.serializeBytes(.map(body)))))
     }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {

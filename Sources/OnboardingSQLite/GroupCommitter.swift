@@ -8,12 +8,16 @@ import Synchronization
 /// the batch grows by itself to whatever arrived during the previous commit. Each write runs in
 /// its own savepoint, so one that fails (a condition that does not hold) is undone alone while
 /// the others commit. A write's caller resumes only after the COMMIT that made it durable.
+///
+/// A write of one statement needs no savepoint: SQLite undoes a failed statement by itself and
+/// the transaction goes on. Writes of several statements (transactions) ask for one.
 final class GroupCommitter: Sendable {
     /// One write: runs on the writer connection inside the batch's transaction.
     typealias Work = @Sendable (Database) throws -> Void
 
     private struct Pending {
         let work: Work
+        let needsSavepoint: Bool
         let continuation: CheckedContinuation<Void, any Error>
     }
 
@@ -33,11 +37,13 @@ final class GroupCommitter: Sendable {
     }
 
     /// Runs `work` in the next group transaction and returns once that transaction is committed.
+    /// - Parameter needsSavepoint: `true` when `work` may fail after a first change (several
+    ///   statements): it then runs in a savepoint, rolled back if it throws.
     /// - Throws: what `work` threw (its changes are rolled back), or the error of the commit.
-    func write(_ work: @escaping Work) async throws {
+    func write(needsSavepoint: Bool, _ work: @escaping Work) async throws {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             let startDraining = state.withLock { state in
-                state.queue.append(Pending(work: work, continuation: continuation))
+                state.queue.append(Pending(work: work, needsSavepoint: needsSavepoint, continuation: continuation))
                 guard !state.draining else { return false }
                 state.draining = true
                 return true
@@ -72,9 +78,13 @@ final class GroupCommitter: Sendable {
             try db.inTransaction(.immediate) {
                 for (index, pending) in batch.enumerated() {
                     do {
-                        try db.inSavepoint {
+                        if pending.needsSavepoint {
+                            try db.inSavepoint {
+                                try pending.work(db)
+                                return .commit
+                            }
+                        } else {
                             try pending.work(db)
-                            return .commit
                         }
                     } catch {
                         results[index] = .failure(error)

@@ -36,6 +36,11 @@ enum ItemTable {
         INSERT OR REPLACE INTO \(name) (\(selectList)) \
         VALUES (\(Array(repeating: "?", count: columnNames.count).joined(separator: ", ")))
         """
+    /// Fails with SQLITE_CONSTRAINT_PRIMARYKEY when the key exists: `itemNotExists` without a read.
+    static let insertSQL = """
+        INSERT INTO \(name) (\(selectList)) \
+        VALUES (\(Array(repeating: "?", count: columnNames.count).joined(separator: ", ")))
+        """
     static let selectOneSQL = "SELECT \(selectList) FROM \(name) WHERE tenantId = ? AND resourceKey = ?"
     static let deleteSQL = "DELETE FROM \(name) WHERE tenantId = ? AND resourceKey = ?"
 
@@ -59,7 +64,7 @@ enum ItemTable {
                 values.append(nil)
             }
         }
-        values.append(JSONCodec.serialize(.map(rest)))
+        values.append(rest.isEmpty ? "{}" : JSONCodec.serialize(.map(rest)))
         return StatementArguments(values)
     }
 

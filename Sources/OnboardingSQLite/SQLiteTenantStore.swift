@@ -50,18 +50,30 @@ public final class SQLiteTenantStore: TenantStore {
     public func put(_ item: Item, condition: WriteCondition?) async throws {
         let item = try StoreRules.checked(item)
         let condition = try StoreRules.checked(condition)
-        try await write { db in
+        let arguments = ItemTable.arguments(for: item)
+        if condition == .itemNotExists {
+            // The common create: let the primary key say whether the item exists.
+            try await write(needsSavepoint: false) { db in
+                do {
+                    try db.cachedStatement(sql: ItemTable.insertSQL).execute(arguments: arguments)
+                } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_PRIMARYKEY {
+                    throw StoreError.conditionFailed(item.key)
+                }
+            }
+            return
+        }
+        try await write(needsSavepoint: false) { db in
             if let condition, !condition.isSatisfied(by: try Self.fetch(item.key, db)) {
                 throw StoreError.conditionFailed(item.key)
             }
-            try db.cachedStatement(sql: ItemTable.upsertSQL).execute(arguments: ItemTable.arguments(for: item))
+            try db.cachedStatement(sql: ItemTable.upsertSQL).execute(arguments: arguments)
         }
     }
 
     public func delete(_ key: ItemKey, condition: WriteCondition?) async throws {
         try StoreRules.validate(key)
         let condition = try StoreRules.checked(condition)
-        try await write { db in
+        try await write(needsSavepoint: false) { db in
             if let condition, !condition.isSatisfied(by: try Self.fetch(key, db)) {
                 throw StoreError.conditionFailed(key)
             }
@@ -71,7 +83,7 @@ public final class SQLiteTenantStore: TenantStore {
 
     public func transact(_ writes: [TransactionWrite]) async throws {
         let writes = try StoreRules.checked(writes)
-        try await write { db in
+        try await write(needsSavepoint: true) { db in
             // As DynamoDB does: check every condition first and report each write's reason.
             var reasons = [StoreError.CancellationReason](repeating: .none, count: writes.count)
             for (index, write) in writes.enumerated() {
@@ -153,15 +165,17 @@ public final class SQLiteTenantStore: TenantStore {
 
     private func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         do {
-            return try await pool.read(body)
+            // One SELECT is its own consistent snapshot in WAL mode, so the explicit read
+            // transaction GRDB's `read` adds (BEGIN … COMMIT) buys nothing here.
+            return try await pool.unsafeRead(body)
         } catch let error as DatabaseError {
             throw Self.translate(error)
         }
     }
 
-    private func write(_ work: @escaping @Sendable (Database) throws -> Void) async throws {
+    private func write(needsSavepoint: Bool, _ work: @escaping @Sendable (Database) throws -> Void) async throws {
         do {
-            try await committer.write(work)
+            try await committer.write(needsSavepoint: needsSavepoint, work)
         } catch let error as DatabaseError {
             throw Self.translate(error)
         }

@@ -46,11 +46,7 @@ struct Serve: AsyncParsableCommand {
             throw Console.fail(error.description, exitCode: .validationFailure)
         }
         let level = configuration.logLevel
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardOutput(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        LoggingSystem.bootstrap { label in LineLogHandler.standardOutput(label: label, level: level) }
         let logger = Logger(label: "onboard")
 
         let store: SQLiteTenantStore

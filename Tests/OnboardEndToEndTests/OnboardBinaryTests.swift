@@ -86,7 +86,7 @@ struct OnboardBinaryTests {
         }
         _ = try await server.terminate()
         let lines = server.stdout.lines
-        let requestLine = try #require(lines.first { $0.contains("hb.request.id=e2e-req-1") && $0.hasSuffix(" request") })
+        let requestLine = try #require(lines.first { $0.contains(" info onboard: request ") && $0.contains("hb.request.id=e2e-req-1") })
         for part in ["method=POST", "route=/onboard", "status=201", "duration_ms="] {
             #expect(requestLine.contains(part), "\(part) in \(requestLine)")
         }

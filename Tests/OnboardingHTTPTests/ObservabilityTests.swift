@@ -3,6 +3,7 @@ import Logging
 import OnboardingCore
 import OnboardingHTTP
 import OnboardingSQLite
+import Synchronization
 import Testing
 
 @Suite("Request ids, logs, health, the OpenAPI contract")
@@ -15,12 +16,15 @@ struct ObservabilityTests {
 
             let generated = try await api.send(.get, "/health")
             let id = try #require(generated.headers[.xRequestID])
-            #expect(id.count == 32 && id.allSatisfy(\.isHexDigit))
+            #expect(id.count >= 17 && id.allSatisfy(\.isHexDigit))
+            let another = try await api.send(.get, "/health")
+            #expect(another.headers[.xRequestID] != id, "each request gets its own id")
 
             for insane in ["has spaces", String(repeating: "x", count: 129), "quote\"s", "<script>"] {
                 let response = try await api.send(.get, "/health", headers: [.xRequestID: insane])
-                #expect(response.headers[.xRequestID] != insane)
-                #expect(response.headers[.xRequestID]?.count == 32)
+                let replaced = try #require(response.headers[.xRequestID])
+                #expect(replaced != insane)
+                #expect(replaced.count >= 17 && replaced.allSatisfy(\.isHexDigit))
             }
 
             let problem = try await api.send(.get, "/nope", headers: [.xRequestID: "req-42"])
@@ -76,9 +80,42 @@ struct ObservabilityTests {
         }
     }
 
+    @Test("health follows the store within a second, and asks it at most once a second")
+    func healthFollowsTheStore() async throws {
+        let switchable = Mutex<SwitchableStore?>(nil)
+        try await TestServer.run(wrapStore: { base in
+            let store = SwitchableStore(base: base, down: false)
+            switchable.withLock { $0 = store }
+            return store
+        }) { api, _ in
+            let store = try #require(switchable.withLock { $0 })
+            let start = ContinuousClock.now
+            for _ in 0..<20 {
+                #expect(try await api.send(.get, "/health").status == 200)
+            }
+            let seconds = (ContinuousClock.now - start).components.seconds
+            #expect(store.healthChecks.load(ordering: .relaxed) <= Int(seconds) + 1, "20 probes, at most one store query per second")
+            store.down.store(true, ordering: .relaxed)
+            var sawOutage = false
+            let deadline = ContinuousClock.now + .seconds(3)
+            while !sawOutage && ContinuousClock.now < deadline {
+                sawOutage = try await api.send(.get, "/health").status == 503
+                if !sawOutage { try await Task.sleep(for: .milliseconds(50)) }
+            }
+            #expect(sawOutage, "the outage shows within the cache's second")
+            store.down.store(false, ordering: .relaxed)
+            var recovered = false
+            while !recovered && ContinuousClock.now < deadline + .seconds(3) {
+                recovered = try await api.send(.get, "/health").status == 200
+                if !recovered { try await Task.sleep(for: .milliseconds(50)) }
+            }
+            #expect(recovered)
+        }
+    }
+
     @Test("when the store fails: health is 503, onboarding a 503 problem with Retry-After, nothing half-written")
     func storeDown() async throws {
-        try await TestServer.run(wrapStore: { FailingStore(base: $0) }) { api, fixture in
+        try await TestServer.run(wrapStore: { SwitchableStore(base: $0, down: true) }) { api, fixture in
             let health = try await api.send(.get, "/health")
             #expect(health.status == 503)
             #expect(health["status"] == "unavailable")
@@ -120,16 +157,30 @@ struct ObservabilityTests {
 }
 
 /// The real SQLite store behind a switch that makes every call fail as an unreachable store would.
-struct FailingStore: TenantStore {
+final class SwitchableStore: TenantStore {
     let base: SQLiteTenantStore
+    let down: Atomic<Bool>
+    let healthChecks = Atomic(0)
 
-    private var outage: StoreError { StoreError(.unavailable, "injected outage") }
-    func get(_ key: ItemKey) async throws -> Item? { throw outage }
-    func put(_ item: Item, condition: WriteCondition?) async throws { throw outage }
-    func delete(_ key: ItemKey, condition: WriteCondition?) async throws { throw outage }
-    func transact(_ writes: [TransactionWrite]) async throws { throw outage }
-    func query(_ query: ItemQuery) async throws -> ItemPage { throw outage }
-    func checkHealth() async throws { throw outage }
+    init(base: SQLiteTenantStore, down: Bool) {
+        self.base = base
+        self.down = Atomic(down)
+    }
+
+    private func available() throws {
+        if down.load(ordering: .relaxed) { throw StoreError(.unavailable, "injected outage") }
+    }
+
+    func get(_ key: ItemKey) async throws -> Item? { try available(); return try await base.get(key) }
+    func put(_ item: Item, condition: WriteCondition?) async throws { try available(); try await base.put(item, condition: condition) }
+    func delete(_ key: ItemKey, condition: WriteCondition?) async throws { try available(); try await base.delete(key, condition: condition) }
+    func transact(_ writes: [TransactionWrite]) async throws { try available(); try await base.transact(writes) }
+    func query(_ query: ItemQuery) async throws -> ItemPage { try available(); return try await base.query(query) }
+    func checkHealth() async throws {
+        healthChecks.add(1, ordering: .relaxed)
+        try available()
+        try await base.checkHealth()
+    }
 }
 
 extension HTTPField.Name {

@@ -2,11 +2,17 @@ import Hummingbird
 import Logging
 import NIOCore
 import OnboardingCore
+import Synchronization
 
 /// `GET /health` and `GET /openapi.yaml`.
 struct SystemController: Sendable {
-    let store: any TenantStore
+    let storeCheck: CachedStoreCheck
     let version: String
+
+    init(store: any TenantStore, version: String) {
+        self.storeCheck = CachedStoreCheck(store: store)
+        self.version = version
+    }
 
     var routes: [Route] {
         [
@@ -17,13 +23,10 @@ struct SystemController: Sendable {
 
     /// Liveness and a store check: `200` when the store answers a read, `503` when it does not.
     @Sendable func health(_ request: Request, context: AppRequestContext) async throws -> Response {
-        do {
-            try await store.checkHealth()
+        if await storeCheck.isHealthy(logger: context.logger) {
             return JSONBody.response(.ok, Self.body(status: "ok", store: "ok", version: version))
-        } catch {
-            context.logger.error("health check: store unavailable", metadata: ["error": "\(error)"])
-            return JSONBody.response(.serviceUnavailable, Self.body(status: "unavailable", store: "unavailable", version: version))
         }
+        return JSONBody.response(.serviceUnavailable, Self.body(status: "unavailable", store: "unavailable", version: version))
     }
 
     static func body(status: String, store: String, version: String) -> [String: AttributeValue] {
@@ -44,4 +47,35 @@ struct SystemController: Sendable {
 public enum OpenAPIDocument {
     /// The document's bytes (UTF-8 YAML).
     public static var bytes: [UInt8] { PackageResources.openapi_yaml }
+}
+
+/// The store check of `GET /health`, run at most once per `maxAge`: probes (or a flood of
+/// them) never put more than one query per second on the store, and the answer is never older
+/// than that.
+final class CachedStoreCheck: Sendable {
+    private let store: any TenantStore
+    private let maxAge: Duration
+    private let last = Mutex<(checkedAt: ContinuousClock.Instant, healthy: Bool)?>(nil)
+
+    init(store: any TenantStore, maxAge: Duration = .seconds(1)) {
+        self.store = store
+        self.maxAge = maxAge
+    }
+
+    func isHealthy(logger: Logger) async -> Bool {
+        let now = ContinuousClock.now
+        if let cached = last.withLock({ $0 }), now - cached.checkedAt < maxAge {
+            return cached.healthy
+        }
+        let healthy: Bool
+        do {
+            try await store.checkHealth()
+            healthy = true
+        } catch {
+            logger.error("health check: store unavailable", metadata: ["error": "\(error)"])
+            healthy = false
+        }
+        last.withLock { $0 = (now, healthy) }
+        return healthy
+    }
 }

@@ -1,8 +1,8 @@
 import Hummingbird
 import Logging
 
-/// Gives every request an id: the caller's `X-Request-Id` when it is a sane token, a new one
-/// otherwise. The id is returned in `X-Request-Id`, put in problem bodies and in every log line
+/// Gives every request an id: the caller's `X-Request-Id` when it is a sane token, Hummingbird's
+/// per-request id otherwise. The id is returned in `X-Request-Id`, put in problem bodies and in every log line
 /// of the request (as `hb.request.id`, replacing Hummingbird's own, so a request has one id).
 public struct RequestIDMiddleware: RouterMiddleware {
     public typealias Context = AppRequestContext
@@ -11,9 +11,16 @@ public struct RequestIDMiddleware: RouterMiddleware {
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
-        let id = request.headers[.xRequestID].flatMap { Self.isAcceptable($0) ? $0 : nil } ?? Self.newID()
+        let id: String
+        if let given = request.headers[.xRequestID], Self.isAcceptable(given) {
+            id = given
+            context.logger[metadataKey: "hb.request.id"] = .string(given)
+        } else {
+            // Hummingbird's own id: a random 64-bit prefix per process and a counter, already
+            // in the logger's metadata, so nothing is generated or copied per request.
+            id = context.logger[metadataKey: "hb.request.id"]?.description ?? Self.newID()
+        }
         context.requestID = id
-        context.logger[metadataKey: "hb.request.id"] = .string(id)
         var response = try await next(request, context)
         response.headers[.xRequestID] = id
         return response
@@ -39,13 +46,14 @@ public struct RequestIDMiddleware: RouterMiddleware {
     /// 128 random bits as 32 hex digits.
     static func newID() -> String {
         var generator = SystemRandomNumberGenerator()
-        let high = generator.next() as UInt64
-        let low = generator.next() as UInt64
-        return hex(high) + hex(low)
-    }
-
-    private static func hex(_ value: UInt64) -> String {
-        let text = String(value, radix: 16)
-        return String(repeating: "0", count: 16 - text.count) + text
+        let words = (generator.next() as UInt64, generator.next() as UInt64)
+        return String(unsafeUninitializedCapacity: 32) { buffer in
+            for index in 0..<32 {
+                let word = index < 16 ? words.0 : words.1
+                let nibble = UInt8(truncatingIfNeeded: word >> (4 * (15 - index % 16))) & 0x0F
+                buffer[index] = nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
+            }
+            return 32
+        }
     }
 }

@@ -1,0 +1,113 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
+import Logging
+import OnboardingCore
+
+/// A lean swift-log handler: one line per event, written with a single `write(2)`.
+///
+/// ```
+/// 2026-11-27T23:05:47.123Z info onboard: request duration_ms=1.835 hb.request.id=1295ec57 method=POST route=/onboard status=201
+/// ```
+/// Timestamp (RFC 3339 UTC, milliseconds), level, label, message, then the metadata as sorted
+/// `key=value` pairs; values with spaces, quotes, `=` or control characters are quoted and
+/// escaped, so no value can forge a line. Nothing is buffered: a line is in the file or pipe
+/// when `log` returns, and lines of concurrent requests never interleave (each is one write).
+///
+/// It exists because swift-log's `StreamLogHandler` (local-time formatting and a locked,
+/// flushed stdio stream per line) cost about a third of the onboarding throughput.
+public struct LineLogHandler: LogHandler {
+    public var metadata: Logger.Metadata = [:]
+    public var metadataProvider: Logger.MetadataProvider?
+    public var logLevel: Logger.Level = .info
+    private let label: String
+    private let fileDescriptor: Int32
+
+    /// A handler writing to standard output.
+    public static func standardOutput(label: String, level: Logger.Level) -> LineLogHandler {
+        var handler = LineLogHandler(label: label, fileDescriptor: 1)
+        handler.logLevel = level
+        return handler
+    }
+
+    public init(label: String, fileDescriptor: Int32) {
+        self.label = label
+        self.fileDescriptor = fileDescriptor
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        var merged = metadata
+        if let provided = metadataProvider?.get(), !provided.isEmpty {
+            merged.merge(provided) { _, new in new }
+        }
+        if let explicit = event.metadata, !explicit.isEmpty {
+            merged.merge(explicit) { _, new in new }
+        }
+        var line = Array(Timestamp.format(.now).utf8)
+        line.reserveCapacity(160)
+        line.append(UInt8(ascii: " "))
+        line.append(contentsOf: event.level.rawValue.utf8)
+        line.append(UInt8(ascii: " "))
+        line.append(contentsOf: label.utf8)
+        line.append(contentsOf: ": ".utf8)
+        Self.appendEscaped(event.message.description, to: &line, quoteIfNeeded: false)
+        for (key, value) in merged.sorted(by: { $0.key < $1.key }) {
+            line.append(UInt8(ascii: " "))
+            line.append(contentsOf: key.utf8)
+            line.append(UInt8(ascii: "="))
+            Self.appendEscaped(value.description, to: &line, quoteIfNeeded: true)
+        }
+        line.append(UInt8(ascii: "\n"))
+        Self.writeAll(line, to: fileDescriptor)
+    }
+
+    /// Appends `text`, escaping control characters (and quoting when asked and needed).
+    static func appendEscaped(_ text: String, to line: inout [UInt8], quoteIfNeeded: Bool) {
+        let needsQuotes = quoteIfNeeded && (text.isEmpty || text.utf8.contains { $0 <= 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "=") || $0 == 0x7F })
+        if needsQuotes { line.append(UInt8(ascii: "\"")) }
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "\"") where needsQuotes: line.append(contentsOf: "\\\"".utf8)
+            case UInt8(ascii: "\\") where needsQuotes: line.append(contentsOf: "\\\\".utf8)
+            case 0x0A: line.append(contentsOf: "\\n".utf8)
+            case 0x0D: line.append(contentsOf: "\\r".utf8)
+            case 0x09: line.append(contentsOf: "\\t".utf8)
+            case 0x00..<0x20, 0x7F: line.append(contentsOf: "\\x".utf8 + [hexDigit(byte >> 4), hexDigit(byte & 0x0F)])
+            default: line.append(byte)
+            }
+        }
+        if needsQuotes { line.append(UInt8(ascii: "\"")) }
+    }
+
+    private static func hexDigit(_ value: UInt8) -> UInt8 {
+        value < 10 ? UInt8(ascii: "0") + value : UInt8(ascii: "a") + value - 10
+    }
+
+    /// Writes all of `bytes`, retrying short writes and interruptions; gives up silently on
+    /// other errors (a log line must never take the service down).
+    private static func writeAll(_ bytes: [UInt8], to fileDescriptor: Int32) {
+        bytes.withUnsafeBytes { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let written = write(fileDescriptor, buffer.baseAddress! + offset, buffer.count - offset)
+                if written > 0 {
+                    offset += written
+                } else if written < 0 && errno == EINTR {
+                    continue
+                } else {
+                    return
+                }
+            }
+        }
+    }
+}
