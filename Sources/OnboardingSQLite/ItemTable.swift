@@ -32,15 +32,11 @@ enum ItemTable {
     static let columnNames = [KeyAttribute.tenantId, KeyAttribute.resourceKey] + columns.map(\.name) + ["attributes"]
     static let selectList = columnNames.map { "\"\($0)\"" }.joined(separator: ", ")
 
-    static let upsertSQL = """
-        INSERT OR REPLACE INTO \(name) (\(selectList)) \
-        VALUES (\(Array(repeating: "?", count: columnNames.count).joined(separator: ", ")))
-        """
+    private static let intoClause = "INTO \(name) (\(selectList)) VALUES (\(columnNames.map { _ in "?" }.joined(separator: ", ")))"
+    /// Creates or replaces the item.
+    static let upsertSQL = "INSERT OR REPLACE " + intoClause
     /// Fails with SQLITE_CONSTRAINT_PRIMARYKEY when the key exists: `itemNotExists` without a read.
-    static let insertSQL = """
-        INSERT INTO \(name) (\(selectList)) \
-        VALUES (\(Array(repeating: "?", count: columnNames.count).joined(separator: ", ")))
-        """
+    static let insertSQL = "INSERT " + intoClause
     static let selectOneSQL = "SELECT \(selectList) FROM \(name) WHERE tenantId = ? AND resourceKey = ?"
     static let deleteSQL = "DELETE FROM \(name) WHERE tenantId = ? AND resourceKey = ?"
 
