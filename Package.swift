@@ -40,6 +40,12 @@ let package = Package(
             name: "OnboardingCore",
             swiftSettings: swiftSettings
         ),
+        // AWS Signature Version 4 and credentials; swift-crypto only.
+        .target(
+            name: "SigV4",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: swiftSettings
+        ),
         // The embedded single table on SQLite (GRDB, WAL, group commit).
         .target(
             name: "OnboardingSQLite",
@@ -109,6 +115,12 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Yams", package: "Yams"),
             ],
+            swiftSettings: testSwiftSettings
+        ),
+        .testTarget(
+            name: "SigV4Tests",
+            dependencies: ["SigV4"],
+            exclude: ["Resources"],
             swiftSettings: testSwiftSettings
         ),
         // The store contract's semantics, run against every store.
