@@ -46,6 +46,34 @@ let package = Package(
             dependencies: [.product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
+        // One signed AWS JSON call with retries and typed errors; DynamoDB's operations.
+        .target(
+            name: "AWSClient",
+            dependencies: [
+                "SigV4",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The single table on DynamoDB.
+        .target(
+            name: "OnboardingDynamoDB",
+            dependencies: [
+                "OnboardingCore",
+                "AWSClient",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // What tests share: moto's server started and stopped by the tests, skip-or-fail rules.
+        .target(
+            name: "OnboardTestSupport",
+            dependencies: ["AWSClient", "SigV4"],
+            swiftSettings: swiftSettings
+        ),
         // The embedded single table on SQLite (GRDB, WAL, group commit).
         .target(
             name: "OnboardingSQLite",
@@ -126,7 +154,7 @@ let package = Package(
         // The store contract's semantics, run against every store.
         .testTarget(
             name: "TenantStoreConformanceTests",
-            dependencies: ["OnboardingCore", "OnboardingSQLite"],
+            dependencies: ["OnboardingCore", "OnboardingSQLite", "OnboardingDynamoDB", "OnboardTestSupport", "AWSClient"],
             swiftSettings: testSwiftSettings
         ),
         // Runs the built `onboard` binary: start-up, configuration errors, crash and restart.

@@ -1,5 +1,8 @@
+import AWSClient
 import Foundation
+import OnboardTestSupport
 import OnboardingCore
+import OnboardingDynamoDB
 import OnboardingSQLite
 import Testing
 
@@ -18,7 +21,20 @@ struct StoreUnderTest: Sendable, CustomTestStringConvertible {
         return try SQLiteTenantStore(path: directory.appendingPathComponent("store.sqlite").path)
     }
 
-    static let all: [StoreUnderTest] = [.sqlite]
+    /// DynamoDB as served by moto, on a fresh table created the way `onboard table create` does.
+    static let dynamoDB = StoreUnderTest(name: "DynamoDB (moto)") {
+        let moto = try await MotoServer.shared()
+        let table = "conformance-\(UUID().uuidString.prefix(8).lowercased())"
+        try await DynamoDBTable.create(moto.dynamoDB(), name: table)
+        return DynamoDBTenantStore(dynamoDB: moto.dynamoDB(), table: table)
+    }
+
+    static let all: [StoreUnderTest] = [.sqlite, .dynamoDB]
+
+    /// The store, or `nil` (with the reason printed) when its server is not available outside CI.
+    func available() async throws -> (any TenantStore)? {
+        try await ifAvailable("\(name) store", make)
+    }
 }
 
 /// A fresh partition key, so tests never see each other's items.

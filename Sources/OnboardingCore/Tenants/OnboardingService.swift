@@ -71,6 +71,9 @@ public struct OnboardingService: Sendable {
                 try await store.put(tenant.item, condition: .itemNotExists)
                 return tenant
             } catch let error as StoreError where error.code == .conditionFailed {
+                // A store that resent the write after losing the first answer finds it applied:
+                // the item there is exactly ours (its id is random, so no other tenant's is).
+                if try await store.get(tenant.item.key) == tenant.item { return tenant }
                 continue
             }
         }

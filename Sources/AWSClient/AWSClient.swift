@@ -1,0 +1,179 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import SigV4
+
+/// Calls AWS JSON-protocol APIs (DynamoDB's JSON 1.0, EventBridge's JSON 1.1): one signed
+/// `POST /` with `X-Amz-Target`, retried with exponential backoff and full jitter on throttling,
+/// 5xx and dropped connections, errors decoded from `__type` and `message`.
+///
+/// One client keeps one keep-alive connection pool (async-http-client) for all calls; call
+/// ``shutdown()`` when done.
+public final class AWSClient: Sendable {
+    public let credentials: AWSCredentials
+    public let region: String
+    public let retryPolicy: RetryPolicy
+    /// The most a single HTTP attempt may take.
+    public let requestTimeout: TimeAmount
+    private let httpClient: HTTPClient
+    private let logger: Logger
+
+    public init(
+        credentials: AWSCredentials,
+        region: String,
+        retryPolicy: RetryPolicy = .standard,
+        requestTimeout: TimeAmount = .seconds(10),
+        maxConnections: Int = 64,
+        logger: Logger = Logger(label: "onboard.aws")
+    ) {
+        self.credentials = credentials
+        self.region = region
+        self.retryPolicy = retryPolicy
+        self.requestTimeout = requestTimeout
+        self.logger = logger
+        var configuration = HTTPClient.Configuration(
+            timeout: .init(connect: .seconds(3), read: requestTimeout),
+            connectionPool: .init(idleTimeout: .seconds(50), concurrentHTTP1ConnectionsPerHostSoftLimit: maxConnections)
+        )
+        configuration.decompression = .disabled
+        self.httpClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }
+
+    /// Closes the connection pool. The client cannot be used afterwards.
+    public func shutdown() async throws {
+        try await httpClient.shutdown()
+    }
+
+    /// One JSON-protocol call.
+    /// - Parameters:
+    ///   - endpoint: the service's base URL (`https://dynamodb.eu-west-1.amazonaws.com`, a moto URL, …).
+    ///   - signingName: the service name in the signature scope (`dynamodb`, `events`).
+    ///   - target: the `X-Amz-Target` value (`DynamoDB_20120810.PutItem`).
+    ///   - contentType: `application/x-amz-json-1.0` or `-1.1`.
+    /// - Returns: the response body of a 2xx answer.
+    /// - Throws: ``AWSServiceError`` for an error answer (after retries for retryable ones),
+    ///   ``AWSTransportError`` when no answer came.
+    public func jsonCall(endpoint: String, signingName: String, target: String, contentType: String, body: [UInt8]) async throws -> [UInt8] {
+        let signer = SigV4Signer(credentials: credentials, region: region, service: signingName)
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                return try await send(endpoint: endpoint, signer: signer, target: target, contentType: contentType, body: body)
+            } catch let error as AWSServiceError where error.isRetryable && attempt < retryPolicy.maxAttempts {
+                try await backOff(attempt: attempt, throttled: error.isThrottling, reason: error.type, target: target)
+            } catch let error as AWSTransportError where attempt < retryPolicy.maxAttempts {
+                try await backOff(attempt: attempt, throttled: false, reason: error.message, target: target)
+            }
+        }
+    }
+
+    private func backOff(attempt: Int, throttled: Bool, reason: String, target: String) async throws {
+        let delay = retryPolicy.delay(afterAttempt: attempt, throttled: throttled)
+        logger.debug("retrying AWS call", metadata: ["target": "\(target)", "attempt": "\(attempt)", "reason": "\(reason)", "delay_ms": "\(delay.components.attoseconds / 1_000_000_000_000_000 + delay.components.seconds * 1000)"])
+        try await Task.sleep(for: delay)
+    }
+
+    private func send(endpoint: String, signer: SigV4Signer, target: String, contentType: String, body: [UInt8]) async throws -> [UInt8] {
+        let url = endpoint.hasSuffix("/") ? endpoint : endpoint + "/"
+        let signed = try signer.sign(
+            method: "POST", url: url,
+            headers: [("Content-Type", contentType), ("X-Amz-Target", target), ("User-Agent", "onboard/0.1")],
+            body: body, date: Date()
+        )
+        var request = HTTPClientRequest(url: url)
+        request.method = .POST
+        for header in signed { request.headers.add(name: header.name, value: header.value) }
+        request.body = .bytes(ByteBuffer(bytes: body))
+        let response: HTTPClientResponse
+        let payload: ByteBuffer
+        do {
+            response = try await httpClient.execute(request, timeout: requestTimeout)
+            payload = try await response.body.collect(upTo: 16 * 1024 * 1024)
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            // Connection refused, reset, timed out: no answer (the request may or may not have
+            // been applied; callers of non-idempotent writes must allow for that).
+            throw AWSTransportError(message: "\(error)")
+        }
+        let bytes = Array(payload.readableBytesView)
+        guard (200..<300).contains(response.status.code) else {
+            throw AWSServiceError(status: Int(response.status.code), body: bytes, requestID: response.headers.first(name: "x-amzn-RequestId"))
+        }
+        return bytes
+    }
+}
+
+/// How often and how long to retry: exponential backoff with full jitter
+/// (sleep = random(0, min(cap, base × 2^attempt))), a longer base for throttling.
+public struct RetryPolicy: Sendable {
+    public var maxAttempts: Int
+    public var base: Duration
+    public var throttlingBase: Duration
+    public var cap: Duration
+
+    public init(maxAttempts: Int, base: Duration, throttlingBase: Duration, cap: Duration) {
+        self.maxAttempts = maxAttempts
+        self.base = base
+        self.throttlingBase = throttlingBase
+        self.cap = cap
+    }
+
+    /// 8 attempts; 25 ms base (100 ms when throttled), at most 2 s between attempts.
+    public static let standard = RetryPolicy(maxAttempts: 8, base: .milliseconds(25), throttlingBase: .milliseconds(100), cap: .seconds(2))
+
+    /// The pause after a failed attempt (1-based).
+    public func delay(afterAttempt attempt: Int) -> Duration { delay(afterAttempt: attempt, throttled: false) }
+
+    func delay(afterAttempt attempt: Int, throttled: Bool) -> Duration {
+        let start = throttled ? throttlingBase : base
+        let ceiling = min(cap, start * (1 << min(attempt, 20)))
+        let nanoseconds = ceiling.components.seconds * 1_000_000_000 + ceiling.components.attoseconds / 1_000_000_000
+        return .nanoseconds(Int64.random(in: 0...max(0, nanoseconds)))
+    }
+}
+
+/// An error answer from an AWS service.
+public struct AWSServiceError: Error, Sendable, CustomStringConvertible {
+    /// The error type without its namespace (`ConditionalCheckFailedException`).
+    public let type: String
+    public let message: String
+    public let status: Int
+    public let requestID: String?
+    /// The whole error body, for error-specific fields (`CancellationReasons`).
+    public let body: [UInt8]
+
+    init(status: Int, body: [UInt8], requestID: String?) {
+        self.status = status
+        self.body = body
+        self.requestID = requestID
+        let object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any]
+        let rawType = (object?["__type"] as? String) ?? (object?["code"] as? String) ?? "HTTP\(status)"
+        self.type = rawType.split(separator: "#").last.map(String.init) ?? rawType
+        self.message = (object?["message"] as? String) ?? (object?["Message"] as? String) ?? ""
+    }
+
+    /// Throttling, retried with the longer base.
+    public var isThrottling: Bool {
+        [
+            "ThrottlingException", "Throttling", "ProvisionedThroughputExceededException", "RequestLimitExceeded",
+            "TooManyRequestsException", "ThrottledException", "RequestThrottledException",
+        ].contains(type)
+    }
+
+    /// Worth another attempt: throttling, server faults, and DynamoDB's transaction conflicts.
+    public var isRetryable: Bool {
+        isThrottling || status >= 500 || ["InternalServerError", "ServiceUnavailable", "TransactionInProgressException"].contains(type)
+    }
+
+    public var description: String { "\(type) (HTTP \(status))\(message.isEmpty ? "" : ": \(message)")" }
+}
+
+/// No answer: the connection failed, was dropped, or timed out.
+public struct AWSTransportError: Error, Sendable, CustomStringConvertible {
+    public let message: String
+    public var description: String { "no answer from AWS: \(message)" }
+}

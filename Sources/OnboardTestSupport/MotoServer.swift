@@ -1,0 +1,186 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import AWSClient
+import Foundation
+import SigV4
+import Synchronization
+
+/// Whether this run is CI (`CI=true`), where tests needing a server must run, never skip.
+public var isCI: Bool { ProcessInfo.processInfo.environment["CI"] == "true" }
+
+/// A test cannot run here: outside CI it is skipped with this reason printed; under CI it fails.
+public struct UnavailableInThisEnvironment: Error, CustomStringConvertible {
+    public let description: String
+}
+
+/// moto's server (`python3 -m moto.server`) on 127.0.0.1 and a free port, started by the tests
+/// themselves. The child dies with the test process (PR_SET_PDEATHSIG), so no server outlives
+/// a crashed run.
+public final class MotoServer: Sendable {
+    public let port: Int
+    public var endpoint: String { "http://127.0.0.1:\(port)" }
+    private let process: Process
+
+    /// The server shared by a test process (the default configuration, no authentication).
+    /// - Throws: ``UnavailableInThisEnvironment`` when moto is not installed.
+    public static func shared() async throws -> MotoServer {
+        try await sharedServer.get()
+    }
+
+    private static let sharedServer = LazyServer()
+
+    /// Starts a server of its own, with extra environment variables (for example
+    /// `INITIAL_NO_AUTH_ACTION_COUNT` to make it check signatures).
+    public static func start(environment: [String: String] = [:]) async throws -> MotoServer {
+        guard Self.motoInstalled else {
+            throw UnavailableInThisEnvironment(description: "moto is not installed (pip install 'moto[server]')")
+        }
+        let port = try freePort()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        // PR_SET_PDEATHSIG (1): the kernel kills moto when the test process goes away.
+        let launcher = """
+            import ctypes, signal, sys
+            try:
+                ctypes.CDLL(None).prctl(1, signal.SIGKILL)
+            except Exception:
+                pass
+            from moto.server import main
+            main(["-H", "127.0.0.1", "-p", sys.argv[1]])
+            """
+        process.arguments = ["python3", "-c", launcher, String(port)]
+        var variables = ProcessInfo.processInfo.environment
+        variables.merge(environment) { $1 }
+        process.environment = variables
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let server = MotoServer(port: port, process: process)
+        try await server.waitUntilReady()
+        return server
+    }
+
+    private init(port: Int, process: Process) {
+        self.port = port
+        self.process = process
+    }
+
+    deinit {
+        if process.isRunning { process.terminate() }
+    }
+
+    /// Stops the server.
+    public func stop() {
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+        }
+    }
+
+    private func waitUntilReady() async throws {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline {
+            guard process.isRunning else {
+                throw UnavailableInThisEnvironment(description: "moto exited at start (status \(process.terminationStatus))")
+            }
+            if Self.canConnect(port: port) { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        stop()
+        throw UnavailableInThisEnvironment(description: "moto did not start listening on 127.0.0.1:\(port) within 30 s")
+    }
+
+    static let motoInstalled: Bool = {
+        let probe = Process()
+        probe.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        probe.arguments = ["python3", "-c", "import moto.server, flask"]
+        probe.standardOutput = FileHandle.nullDevice
+        probe.standardError = FileHandle.nullDevice
+        do {
+            try probe.run()
+            probe.waitUntilExit()
+            return probe.terminationStatus == 0
+        } catch {
+            return false
+        }
+    }()
+
+    /// A port the kernel reports free on 127.0.0.1.
+    public static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw UnavailableInThisEnvironment(description: "socket() failed") }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0 else { throw UnavailableInThisEnvironment(description: "bind() failed") }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    static func canConnect(port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        } == 0
+    }
+}
+
+/// Starts the shared server once, on first use.
+private final class LazyServer: Sendable {
+    private let task = Mutex<Task<MotoServer, any Error>?>(nil)
+
+    func get() async throws -> MotoServer {
+        let task = task.withLock { task in
+            if let task { return task }
+            let started = Task { try await MotoServer.start() }
+            task = started
+            return started
+        }
+        return try await task.value
+    }
+}
+
+extension MotoServer {
+    /// A DynamoDB client for this server. Clients are cached per endpoint for the whole test
+    /// process (an async-http-client pool must be shut down before it is released, and these
+    /// live until the process ends).
+    public func dynamoDB() -> DynamoDB {
+        DynamoDB(client: TestAWSClients.client(), endpoint: endpoint)
+    }
+}
+
+/// The AWS client the tests share: fixed test credentials, region us-east-1.
+public enum TestAWSClients {
+    public static let credentials = AWSCredentials(accessKeyId: "testing", secretAccessKey: "testing")
+    private static let shared = AWSClient(credentials: credentials, region: "us-east-1")
+    public static func client() -> AWSClient { shared }
+}
+
+/// Runs `body` when `make` can provide what it needs; outside CI, a missing server skips the test
+/// with the reason printed; under CI it fails.
+public func ifAvailable<T>(_ name: String, _ make: () async throws -> T) async throws -> T? {
+    do {
+        return try await make()
+    } catch let unavailable as UnavailableInThisEnvironment {
+        if isCI { throw unavailable }
+        print("SKIPPED \(name): \(unavailable.description)")
+        return nil
+    }
+}
