@@ -132,6 +132,9 @@ let package = Package(
             dependencies: [
                 "OnboardingCore",
                 "OnboardingSQLite",
+                "OnboardingDynamoDB",
+                "OnboardTestSupport",
+                "AWSClient",
                 "OnboardingHTTP",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),

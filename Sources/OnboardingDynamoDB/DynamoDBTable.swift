@@ -1,13 +1,14 @@
 import AWSClient
 import Logging
+import OnboardingCore
 
 /// The table's layout, the one place that states it (the SAM template must say the same).
 public enum DynamoDBTable {
-    /// The sparse index listing tenants in creation order, write-sharded: tenant profiles carry
-    /// `listShard` = `TENANTS#00` … `TENANTS#15` and `listKey` = `<createdAt>#<tenantId>`.
+    /// The sparse index listing tenants in creation order, write-sharded (``ListIndex``): tenant
+    /// profiles carry `listShard` = `TENANTS#0` … `TENANTS#f` and `listKey` = `<createdAt>#<tenantId>`.
     public static let tenantIndex = "tenants-by-creation"
-    public static let indexPartitionKey = "listShard"
-    public static let indexSortKey = "listKey"
+    public static let indexPartitionKey = ListIndex.shardAttribute
+    public static let indexSortKey = ListIndex.keyAttribute
     /// Items with this number attribute (Unix seconds) expire (DynamoDB TTL).
     public static let ttlAttribute = "expiresAt"
 

@@ -131,6 +131,29 @@ public struct DynamoDBTenantStore: TenantStore {
         return ItemPage(items: items, lastEvaluatedKey: output.LastEvaluatedKey == nil ? nil : items.last?.key)
     }
 
+    public func queryListIndex(_ query: ListIndexQuery) async throws -> [Item] {
+        try StoreRules.validate(query)
+        var builder = ExpressionBuilder()
+        var expression = "\(builder.name(ListIndex.shardAttribute)) = \(builder.value(.s(query.shard)))"
+        if let start = query.exclusiveStartKey {
+            expression += " AND \(builder.name(ListIndex.keyAttribute)) \(query.ascending ? ">" : "<") \(builder.value(.s(start)))"
+        }
+        var items: [Item] = []
+        var exclusiveStart: DynamoDBItem?
+        // A global secondary index is read eventually consistently; pages of 1 MB are followed.
+        repeat {
+            let input = QueryInput(
+                TableName: table, IndexName: DynamoDBTable.tenantIndex, KeyConditionExpression: expression,
+                ExpressionAttributeNames: builder.namesOrNil, ExpressionAttributeValues: builder.valuesOrNil,
+                Limit: query.limit - items.count, ExclusiveStartKey: exclusiveStart, ScanIndexForward: query.ascending
+            )
+            let output = try await translate(ItemKey(tenantId: query.shard, resourceKey: query.shard)) { try await dynamoDB.query(input) }
+            items += try (output.Items ?? []).map(Item.init(dynamoDB:))
+            exclusiveStart = output.LastEvaluatedKey
+        } while exclusiveStart != nil && items.count < query.limit
+        return items
+    }
+
     public func checkHealth() async throws {
         _ = try await get(ItemKey(tenantId: "_system", resourceKey: "HEALTH#probe"))
     }

@@ -122,6 +122,13 @@ extension Problem {
         Problem(.forbidden, code: "forbidden", title: "Not allowed", detail: detail)
     }
 
+    static func invalidCursor() -> Problem {
+        Problem(
+            .badRequest, code: "invalid-cursor", title: "Invalid cursor",
+            detail: "The cursor was not issued by this listing (or was issued for the other order); start again without one"
+        )
+    }
+
     static func tenantNotFound(_ detail: String) -> Problem {
         Problem(.notFound, code: "tenant-not-found", title: "Tenant not found", detail: detail)
     }

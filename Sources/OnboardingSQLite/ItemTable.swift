@@ -4,7 +4,7 @@ import OnboardingCore
 /// The SQLite table `items`, the one-to-one mirror of the DynamoDB table.
 ///
 /// ```
-/// tenantId | resourceKey | clientName | clientPhone | status | createdAt | updatedAt | version | attributes
+/// tenantId | resourceKey | clientName | clientPhone | status | createdAt | updatedAt | version | attributes | listShard | listKey
 /// ```
 /// The key columns carry DynamoDB's key names. The attributes the service uses are columns of
 /// their own, so an operator reads them with the `sqlite3` shell; any other attribute lives in
@@ -27,6 +27,8 @@ enum ItemTable {
         ("createdAt", .text),
         ("updatedAt", .text),
         ("version", .integer),
+        ("listShard", .text),
+        ("listKey", .text),
     ]
 
     static let columnNames = [KeyAttribute.tenantId, KeyAttribute.resourceKey] + columns.map(\.name) + ["attributes"]

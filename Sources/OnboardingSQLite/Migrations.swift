@@ -26,6 +26,18 @@ enum Migrations {
                     """
             )
         }
+        migrator.registerMigration("v2: tenant listing index") { db in
+            // The listing index's attributes become columns, and a partial index over them plays
+            // the part of DynamoDB's sparse global secondary index.
+            try db.execute(sql: "ALTER TABLE items ADD COLUMN listShard TEXT")
+            try db.execute(sql: "ALTER TABLE items ADD COLUMN listKey TEXT")
+            try db.execute(sql: "CREATE INDEX items_list ON items (listShard, listKey) WHERE listShard IS NOT NULL AND listKey IS NOT NULL")
+            // Tenants stored before this migration join the index (shard: the id's last hex digit).
+            try db.execute(sql: """
+                UPDATE items SET listShard = 'TENANTS#' || substr(tenantId, -1), listKey = createdAt || '#' || tenantId
+                WHERE resourceKey = 'TENANT#' || tenantId AND createdAt IS NOT NULL
+                """)
+        }
         return migrator
     }
 }

@@ -135,6 +135,23 @@ public final class SQLiteTenantStore: TenantStore {
         return ItemPage(items: page, lastEvaluatedKey: page.last?.key)
     }
 
+    public func queryListIndex(_ query: ListIndexQuery) async throws -> [Item] {
+        try StoreRules.validate(query)
+        var sql = "SELECT \(ItemTable.selectList) FROM \(ItemTable.name) WHERE listShard = ? AND listKey IS NOT NULL"
+        var arguments: [any DatabaseValueConvertible] = [query.shard]
+        if let start = query.exclusiveStartKey {
+            sql += query.ascending ? " AND listKey > ?" : " AND listKey < ?"
+            arguments.append(start)
+        }
+        sql += " ORDER BY listKey \(query.ascending ? "ASC" : "DESC") LIMIT ?"
+        arguments.append(query.limit)
+        let statementSQL = sql
+        let statementArguments = StatementArguments(arguments)
+        return try await read { db in
+            try Row.fetchAll(db.cachedStatement(sql: statementSQL), arguments: statementArguments).map(ItemTable.item(from:))
+        }
+    }
+
     public func checkHealth() async throws {
         try await read { db in
             _ = try Row.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM \(ItemTable.name) LIMIT 1"))

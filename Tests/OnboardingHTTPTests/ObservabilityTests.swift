@@ -123,7 +123,7 @@ struct ObservabilityTests {
             #expect(onboard.status == 503)
             #expect(onboard["code"] == "store-unavailable")
             #expect(onboard.headers[.retryAfter] == "1")
-            #expect(try fixture.itemCount() == 0)
+            #expect(try await fixture.itemCount() == 0)
             #expect(fixture.logs.entries.contains { $0.level == .error && $0.message == "store unavailable" })
         }
     }
@@ -158,11 +158,11 @@ struct ObservabilityTests {
 
 /// The real SQLite store behind a switch that makes every call fail as an unreachable store would.
 final class SwitchableStore: TenantStore {
-    let base: SQLiteTenantStore
+    let base: any TenantStore
     let down: Atomic<Bool>
     let healthChecks = Atomic(0)
 
-    init(base: SQLiteTenantStore, down: Bool) {
+    init(base: any TenantStore, down: Bool) {
         self.base = base
         self.down = Atomic(down)
     }
@@ -176,6 +176,7 @@ final class SwitchableStore: TenantStore {
     func delete(_ key: ItemKey, condition: WriteCondition?) async throws { try available(); try await base.delete(key, condition: condition) }
     func transact(_ writes: [TransactionWrite]) async throws { try available(); try await base.transact(writes) }
     func query(_ query: ItemQuery) async throws -> ItemPage { try available(); return try await base.query(query) }
+    func queryListIndex(_ query: ListIndexQuery) async throws -> [Item] { try available(); return try await base.queryListIndex(query) }
     func checkHealth() async throws {
         healthChecks.add(1, ordering: .relaxed)
         try available()

@@ -36,11 +36,15 @@ struct OnboardTests {
     @Test("the profile is one item in the single table, readable with plain SQL")
     func storedItemLayout() async throws {
         try await TestServer.run { api, fixture in
+            guard let sqlitePath = fixture.sqlitePath else {
+                print("NOT APPLICABLE on DynamoDB: this test reads the SQLite file (the store conformance suite covers DynamoDB's items)")
+                return
+            }
             let response = try await api.onboard(#"{"clientName": "  Société Générale ", "clientPhone": "+33 1 42 14 20 00"}"#)
             #expect(response.status == 201)
             let tenantId = try #require(response["tenantId"])
             // What an operator sees with `sqlite3 onboarding.sqlite 'SELECT … FROM items'`.
-            let row = try #require(try DatabaseQueue(path: fixture.databasePath).read { db in
+            let row = try #require(try DatabaseQueue(path: sqlitePath).read { db in
                 try Row.fetchOne(db, sql: "SELECT tenantId, resourceKey, clientName, clientPhone, createdAt, status, version FROM items")
             })
             #expect(row["tenantId"] as String == tenantId)
@@ -96,7 +100,7 @@ struct OnboardTests {
             let second = try await api.onboard(#"{"clientName": "Acme Corp", "clientPhone": "+1234567890"}"#)
             #expect(first.status == 201 && second.status == 201)
             #expect(first["tenantId"] != second["tenantId"])
-            #expect(try fixture.itemCount() == 2)
+            #expect(try await fixture.itemCount() == 2)
         }
     }
 
@@ -129,7 +133,7 @@ struct OnboardTests {
                 #expect(ids.count == 1000)
                 #expect(Set(ids).count == 1000, "every tenant id is distinct")
                 #expect(!ids.contains(""))
-                #expect(try fixture.itemCount() == 1000)
+                #expect(try await fixture.itemCount() == 1000)
                 // Every acknowledged tenant is readable, with the data it was created with.
                 for id in ids {
                     let tenant = try await api.tenant(id)

@@ -7,7 +7,7 @@ struct RoutingAndAuthTests {
     @Test("an unknown route is a 404 problem")
     func unknownRoute() async throws {
         try await TestServer.run { api, _ in
-            for path in ["/nope", "/tenants", "/onboard/extra", "/tenants/a/b"] {
+            for path in ["/nope", "/tenant", "/onboard/extra", "/tenants/a/b"] {
                 let response = try await api.send(.get, path)
                 #expect(response.status == 404, "\(path)")
                 #expect(response["code"] == "route-not-found")
@@ -32,7 +32,7 @@ struct RoutingAndAuthTests {
             #expect(response.status == 405)
             #expect(response["code"] == "method-not-allowed")
             #expect(response.headers[.allow] == allow)
-            #expect(try fixture.itemCount() == 0)
+            #expect(try await fixture.itemCount() == 0)
         }
     }
 
@@ -85,7 +85,7 @@ struct RoutingAndAuthTests {
                 body: #"{"clientName": "Acme Corp", "clientPhone": "+1234567890"}"#
             )
             #expect(response.status == 401)
-            #expect(try fixture.itemCount() == 0)
+            #expect(try await fixture.itemCount() == 0)
             let withAdmin = try await api.send(
                 .post, "/onboard",
                 headers: [.contentType: "application/json", .authorization: "Bearer \(TestServer.adminToken)"],

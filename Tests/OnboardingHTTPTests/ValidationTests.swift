@@ -70,7 +70,7 @@ struct ValidationTests {
             #expect(response["instance"] == "/onboard")
             #expect(response["requestId"] == response.headers[.init("X-Request-Id")!])
             #expect(response.fieldErrors == bad.errors)
-            #expect(try fixture.itemCount() == 0, "nothing is stored")
+            #expect(try await fixture.itemCount() == 0, "nothing is stored")
         }
     }
 
@@ -118,7 +118,7 @@ struct ValidationTests {
             #expect(response.status == bad.status)
             #expect(response["code"] == bad.code)
             #expect(response["detail"]?.isEmpty == false)
-            #expect(try fixture.itemCount() == 0, "nothing is stored")
+            #expect(try await fixture.itemCount() == 0, "nothing is stored")
         }
     }
 

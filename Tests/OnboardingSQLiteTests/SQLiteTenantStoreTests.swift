@@ -31,6 +31,7 @@ struct SQLiteTenantStoreTests {
             let columns = try Row.fetchAll(db, sql: "PRAGMA table_info(items)")
             #expect(columns.map { $0["name"] as String } == [
                 "tenantId", "resourceKey", "clientName", "clientPhone", "status", "createdAt", "updatedAt", "version", "attributes",
+                "listShard", "listKey",
             ])
             let primaryKey = columns.filter { ($0["pk"] as Int) > 0 }.sorted { ($0["pk"] as Int) < ($1["pk"] as Int) }.map { $0["name"] as String }
             #expect(primaryKey == ["tenantId", "resourceKey"])
@@ -38,7 +39,9 @@ struct SQLiteTenantStoreTests {
             #expect(list["wr"] as Int == 1, "WITHOUT ROWID")
             #expect(list["strict"] as Int == 1, "STRICT")
             let migrations = try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations")
-            #expect(migrations == ["v1: single table items"])
+            #expect(migrations == ["v1: single table items", "v2: tenant listing index"])
+            let indexes = try String.fetchAll(db, sql: "SELECT name FROM pragma_index_list('items') WHERE partial = 1")
+            #expect(indexes == ["items_list"])
         }
     }
 
@@ -115,5 +118,42 @@ struct SQLiteTenantStoreTests {
         #expect(try await store.get(existing.key) == existing)
         let written = try await store.query(ItemQuery(tenantId: "t", prefix: "NEW#", limit: 1000))
         #expect(written.items.count == 300)
+    }
+}
+
+@Suite("SQLite migrations")
+struct SQLiteMigrationTests {
+    @Test("a file written before the listing index gets it, with its tenants in it")
+    func listingIndexBackfill() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("onboard-migrate-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("old.sqlite").path
+        // The file as v1 left it: the table, one tenant, one other item, the migration record.
+        let old = try DatabaseQueue(path: path)
+        try await old.write { db in
+            try db.execute(sql: """
+                CREATE TABLE items (
+                    tenantId TEXT NOT NULL, resourceKey TEXT NOT NULL, clientName TEXT, clientPhone TEXT, status TEXT,
+                    createdAt TEXT, updatedAt TEXT, version INTEGER,
+                    attributes TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(attributes) AND json_type(attributes) = 'object'),
+                    PRIMARY KEY (tenantId, resourceKey)
+                ) STRICT, WITHOUT ROWID;
+                CREATE TABLE grdb_migrations (identifier TEXT NOT NULL PRIMARY KEY);
+                INSERT INTO grdb_migrations VALUES ('v1: single table items');
+                INSERT INTO items (tenantId, resourceKey, clientName, clientPhone, status, createdAt, updatedAt, version)
+                VALUES ('0195f3c4-7a1e-7b2c-9d3e-4f5a6b7c8d9e', 'TENANT#0195f3c4-7a1e-7b2c-9d3e-4f5a6b7c8d9e', 'Old Co', '+1234567890',
+                        'ACTIVE', '2025-01-02T03:04:05.678Z', '2025-01-02T03:04:05.678Z', 1);
+                INSERT INTO items (tenantId, resourceKey) VALUES ('_system', 'ADMIN_TOKEN#current');
+                """)
+        }
+        try old.close()
+        let store = try SQLiteTenantStore(path: path)
+        let listed = try await store.queryListIndex(ListIndexQuery(shard: "TENANTS#e", limit: 10))
+        #expect(listed.map(\.key.tenantId) == ["0195f3c4-7a1e-7b2c-9d3e-4f5a6b7c8d9e"])
+        #expect(listed.first?[ListIndex.keyAttribute] == .string("2025-01-02T03:04:05.678Z#0195f3c4-7a1e-7b2c-9d3e-4f5a6b7c8d9e"))
+        let tenant = try Tenant(item: try #require(listed.first))
+        #expect(tenant.clientName.value == "Old Co")
+        #expect(try await store.get(ItemKey(tenantId: "_system", resourceKey: "ADMIN_TOKEN#current"))?[ListIndex.shardAttribute] == nil)
     }
 }

@@ -314,4 +314,41 @@ struct TenantStoreConformanceTests {
         }
         #expect(try await store.get(key)?.attributes["version"] == .int(40))
     }
+
+    @Test("the listing index: one shard's indexed items in key order, sparse, paged by key", arguments: StoreUnderTest.all)
+    func listIndex(_ subject: StoreUnderTest) async throws {
+        guard let store = try await subject.available() else { return }
+        // A shard name of its own per run, as stores may be shared between tests.
+        let shard = "TEST#\(freshTenant())"
+        let other = "TEST#\(freshTenant())"
+        let keys = (0..<12).map { String(format: "2026-01-01T00:00:%02d.000Z#%@", $0, freshTenant()) }
+        for (index, key) in keys.enumerated().shuffled() {
+            try await store.put(Item(tenantId: freshTenant(), resourceKey: "TENANT#\(index)", attributes: [
+                ListIndex.shardAttribute: .string(shard), ListIndex.keyAttribute: .string(key), "n": .int(index),
+            ]))
+        }
+        try await store.put(Item(tenantId: freshTenant(), resourceKey: "TENANT#x", attributes: [
+            ListIndex.shardAttribute: .string(other), ListIndex.keyAttribute: .string(keys[0]),
+        ]))
+        // Not in the index: no key attributes, or only one of them.
+        try await store.put(Item(tenantId: freshTenant(), resourceKey: "TENANT#y", attributes: [ListIndex.shardAttribute: .string(shard)]))
+        try await store.put(Item(tenantId: freshTenant(), resourceKey: "TENANT#z", attributes: ["n": .int(99)]))
+
+        let all = try await store.queryListIndex(ListIndexQuery(shard: shard, limit: 100))
+        #expect(all.compactMap { $0[ListIndex.keyAttribute]?.stringValue } == keys)
+        let firstFive = try await store.queryListIndex(ListIndexQuery(shard: shard, limit: 5))
+        #expect(firstFive.compactMap { $0[ListIndex.keyAttribute]?.stringValue } == Array(keys.prefix(5)))
+        let after = try await store.queryListIndex(ListIndexQuery(shard: shard, exclusiveStartKey: keys[4], limit: 5))
+        #expect(after.compactMap { $0[ListIndex.keyAttribute]?.stringValue } == Array(keys[5..<10]))
+        let descending = try await store.queryListIndex(ListIndexQuery(shard: shard, exclusiveStartKey: keys[4], limit: 10, ascending: false))
+        #expect(descending.compactMap { $0[ListIndex.keyAttribute]?.stringValue } == Array(keys[0..<4].reversed()))
+        #expect(try await store.queryListIndex(ListIndexQuery(shard: "TEST#none-\(freshTenant())", limit: 10)).isEmpty)
+
+        for bad: AttributeValue in [.number("1"), .string("")] {
+            let error = await #expect(throws: StoreError.self) {
+                try await store.put(Item(tenantId: freshTenant(), resourceKey: "TENANT#bad", attributes: [ListIndex.shardAttribute: bad]))
+            }
+            #expect(error?.code == .invalidRequest)
+        }
+    }
 }

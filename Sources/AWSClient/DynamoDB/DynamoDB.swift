@@ -61,6 +61,19 @@ public struct DynamoDB: Sendable {
         }
     }
 
+    /// How many items the table holds (a `Scan` with `Select: COUNT`, every page). Reads the
+    /// whole table: for tests and small tables, not for production paths.
+    public func countItems(table: String) async throws -> Int {
+        var total = 0
+        var start: DynamoDBItem?
+        repeat {
+            let output: ScanCountOutput = try await call("Scan", ScanCountInput(TableName: table, ExclusiveStartKey: start))
+            total += output.Count ?? 0
+            start = output.LastEvaluatedKey
+        } while start != nil
+        return total
+    }
+
     // MARK: - Tables
 
     public func createTable(_ input: CreateTableInput) async throws { _ = try await call("CreateTable", input, as: Empty.self) }
@@ -75,6 +88,22 @@ public struct DynamoDB: Sendable {
             as: Empty.self
         )
     }
+}
+
+struct ScanCountInput: Encodable {
+    var TableName: String
+    var Select = "COUNT"
+    var ExclusiveStartKey: DynamoDBItem?
+    var ConsistentRead = true
+    init(TableName: String, ExclusiveStartKey: DynamoDBItem?) {
+        self.TableName = TableName
+        self.ExclusiveStartKey = ExclusiveStartKey
+    }
+}
+
+struct ScanCountOutput: Decodable {
+    var Count: Int?
+    var LastEvaluatedKey: DynamoDBItem?
 }
 
 /// A response whose fields are not needed.

@@ -27,6 +27,12 @@ public enum StoreRules {
             if name.isEmpty || name.utf8.count > 255 {
                 throw StoreError.invalidRequest("attribute names must have 1 to 255 bytes")
             }
+            if name == ListIndex.shardAttribute || name == ListIndex.keyAttribute {
+                // Index keys: DynamoDB accepts only non-empty strings in them.
+                guard case .string(let text) = value, !text.isEmpty, text.utf8.count <= maxSortKeyBytes else {
+                    throw StoreError.invalidRequest("\(name) is a listing-index key: a non-empty string of at most \(maxSortKeyBytes) bytes")
+                }
+            }
             attributes[name] = try canonical(value, name: name)
         }
         return Item(key: item.key, attributes: attributes)
@@ -156,6 +162,14 @@ public enum StoreRules {
         }
         if let start = query.exclusiveStartKey, start.tenantId != query.tenantId {
             throw StoreError.invalidRequest("the start key belongs to another partition")
+        }
+    }
+
+    /// Throws `.invalidRequest` unless the listing-index query can be served.
+    public static func validate(_ query: ListIndexQuery) throws {
+        try validateKeyPart(query.shard, name: ListIndex.shardAttribute, maxBytes: maxSortKeyBytes)
+        guard (1...ItemQuery.maxLimit).contains(query.limit) else {
+            throw StoreError.invalidRequest("a query limit must be between 1 and \(ItemQuery.maxLimit), not \(query.limit)")
         }
     }
 

@@ -28,6 +28,11 @@ public protocol TenantStore: Sendable {
     /// One page of a partition's items whose sort key starts with a prefix, in sort-key order.
     func query(_ query: ItemQuery) async throws -> ItemPage
 
+    /// Items of one shard of the listing index (``ListIndex``), in `listKey` order. The index is
+    /// sparse (only items with both index attributes) and may lag writes by a moment (a DynamoDB
+    /// global secondary index is eventually consistent).
+    func queryListIndex(_ query: ListIndexQuery) async throws -> [Item]
+
     /// Checks that the store answers (for `GET /health`).
     func checkHealth() async throws
 }
@@ -118,5 +123,32 @@ public struct ItemPage: Sendable, Hashable {
     public init(items: [Item], lastEvaluatedKey: ItemKey?) {
         self.items = items
         self.lastEvaluatedKey = lastEvaluatedKey
+    }
+}
+
+/// The listing index of the single table: a sparse index over items carrying the attributes
+/// `listShard` (`TENANTS#0` … `TENANTS#f`) and `listKey` (sorted within a shard). Writes are
+/// spread over 16 shards so that a burst of onboardings never lands on one hot index partition;
+/// a listing merges the shards. DynamoDB: a global secondary index; SQLite: a partial index.
+public enum ListIndex {
+    public static let shardAttribute = "listShard"
+    public static let keyAttribute = "listKey"
+    /// The shards' names: `TENANTS#` and one hex digit.
+    public static let shards: [String] = "0123456789abcdef".map { "TENANTS#\($0)" }
+}
+
+/// A read of one listing-index shard.
+public struct ListIndexQuery: Sendable, Hashable {
+    public var shard: String
+    /// Continue after (ascending) or before (descending) this `listKey`.
+    public var exclusiveStartKey: String?
+    public var limit: Int
+    public var ascending: Bool
+
+    public init(shard: String, exclusiveStartKey: String? = nil, limit: Int, ascending: Bool = true) {
+        self.shard = shard
+        self.exclusiveStartKey = exclusiveStartKey
+        self.limit = limit
+        self.ascending = ascending
     }
 }

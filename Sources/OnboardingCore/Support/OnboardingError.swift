@@ -9,6 +9,8 @@ public struct OnboardingError: Error, Sendable, Hashable, CustomStringConvertibl
         public static let tenantNotFound = Code(rawValue: "tenant_not_found")
         /// A stored item does not have the shape this version expects.
         public static let corruptItem = Code(rawValue: "corrupt_item")
+        /// A listing cursor that was not issued by the listing (or is damaged).
+        public static let invalidCursor = Code(rawValue: "invalid_cursor")
         /// A unique id could not be allocated (id collisions kept happening).
         public static let idExhausted = Code(rawValue: "id_exhausted")
     }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// The body of `POST /onboard` before validation.
 public struct OnboardingRequest: Sendable, Hashable {
     public var clientName: RawField
@@ -81,6 +83,13 @@ public struct OnboardingService: Sendable {
     }
 }
 
+/// One page of the tenant listing.
+public struct TenantPage: Sendable, Hashable {
+    public var tenants: [Tenant]
+    /// Pass back to get the next page; `nil` on the last page.
+    public var nextCursor: String?
+}
+
 /// Reads and manages existing tenants.
 public struct TenantService: Sendable {
     private let store: any TenantStore
@@ -94,5 +103,58 @@ public struct TenantService: Sendable {
     public func tenant(_ id: TenantID) async throws -> Tenant {
         guard let item = try await store.get(Tenant.key(id)) else { throw OnboardingError.tenantNotFound(id.rawValue) }
         return try Tenant(item: item)
+    }
+
+    /// The most tenants a page holds.
+    public static let maxPageSize = 100
+
+    /// Tenants in creation order (newest first unless `newestFirst` is false), a page at a time.
+    ///
+    /// Merges the 16 shards of the listing index: each is asked for one more tenant than the
+    /// page holds, so the merged order is exact and a next page exists exactly when more were
+    /// found. The cursor is opaque (the last tenant's index key and the order, base64url).
+    /// - Throws: ``OnboardingError`` `.invalidCursor` for a cursor this listing did not issue.
+    public func tenants(limit: Int, cursor: String?, newestFirst: Bool = true) async throws -> TenantPage {
+        let limit = min(max(limit, 1), Self.maxPageSize)
+        let start = try cursor.map { try ListCursor.decode($0, newestFirst: newestFirst) }
+        let store = self.store
+        let items = try await withThrowingTaskGroup(of: [Item].self) { group in
+            for shard in ListIndex.shards {
+                group.addTask {
+                    try await store.queryListIndex(ListIndexQuery(shard: shard, exclusiveStartKey: start, limit: limit + 1, ascending: !newestFirst))
+                }
+            }
+            var all: [Item] = []
+            for try await items in group { all += items }
+            return all
+        }
+        let keyed = items.compactMap { item in item[ListIndex.keyAttribute]?.stringValue.map { (key: $0, item: item) } }
+        // Byte order, as both stores sort index keys.
+        let sorted = keyed.sorted { lhs, rhs in
+            newestFirst ? rhs.key.utf8.lexicographicallyPrecedes(lhs.key.utf8) : lhs.key.utf8.lexicographicallyPrecedes(rhs.key.utf8)
+        }
+        let page = sorted.prefix(limit)
+        let tenants = try page.map { try Tenant(item: $0.item) }
+        let next = sorted.count > limit ? page.last.map { ListCursor.encode($0.key, newestFirst: newestFirst) } : nil
+        return TenantPage(tenants: tenants, nextCursor: next)
+    }
+}
+
+/// The listing's opaque cursor: base64url of `a:` or `d:` (the order) and the last index key.
+enum ListCursor {
+    static func encode(_ key: String, newestFirst: Bool) -> String {
+        Data(((newestFirst ? "d:" : "a:") + key).utf8).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+    }
+
+    static func decode(_ cursor: String, newestFirst: Bool) throws(OnboardingError) -> String {
+        var base64 = cursor.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
+        guard cursor.count <= 512, let data = Data(base64Encoded: base64), let text = String(data: data, encoding: .utf8),
+            text.hasPrefix(newestFirst ? "d:" : "a:"), text.count > 2
+        else {
+            throw OnboardingError(.invalidCursor, "the cursor is not one this listing issued (or was issued for the other order)")
+        }
+        return String(text.dropFirst(2))
     }
 }

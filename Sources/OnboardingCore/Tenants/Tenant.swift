@@ -50,9 +50,17 @@ public struct Tenant: Sendable, Hashable {
                 Attribute.createdAt: .string(createdAt),
                 Attribute.updatedAt: .string(updatedAt),
                 Attribute.version: .int(version),
+                ListIndex.shardAttribute: .string(Self.listShard(id)),
+                ListIndex.keyAttribute: .string(Self.listKey(createdAt: createdAt, id: id)),
             ]
         )
     }
+
+    /// The listing-index shard of a tenant: its id's last hex digit, which is random.
+    public static func listShard(_ id: TenantID) -> String { "TENANTS#\(id.rawValue.last!)" }
+
+    /// The listing-index key: creation time, then the id (unique, and in creation order).
+    public static func listKey(createdAt: String, id: TenantID) -> String { "\(createdAt)#\(id.rawValue)" }
 
     /// Reads a profile item back.
     /// - Throws: ``OnboardingError`` `.corruptItem` when an attribute is missing or malformed.

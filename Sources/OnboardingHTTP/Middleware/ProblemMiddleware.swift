@@ -34,6 +34,8 @@ public struct ProblemMiddleware: RouterMiddleware {
             return .validation(error)
         case let error as OnboardingError where error.code == .tenantNotFound:
             return .tenantNotFound(error.message)
+        case let error as OnboardingError where error.code == .invalidCursor:
+            return .invalidCursor()
         case let error as StoreError where error.code == .unavailable:
             context.logger.error("store unavailable", metadata: ["error": "\(error)"])
             return .storeUnavailable()

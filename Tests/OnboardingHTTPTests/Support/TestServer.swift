@@ -6,7 +6,9 @@ import HummingbirdTesting
 import InMemoryLogging
 import Logging
 import NIOCore
+import OnboardTestSupport
 import OnboardingCore
+import OnboardingDynamoDB
 import OnboardingHTTP
 import OnboardingSQLite
 import Testing
@@ -77,18 +79,26 @@ struct APIClient: Sendable {
     }
 }
 
-/// What a test can inspect besides the HTTP answers: the store, its file, the logs.
+/// What a test can inspect besides the HTTP answers: the store, the logs.
 struct TestFixture: Sendable {
-    let store: SQLiteTenantStore
-    let databasePath: String
+    let store: any TenantStore
+    /// The SQLite file, when the suite runs on SQLite (`nil` on DynamoDB).
+    let sqlitePath: String?
     let logs: InMemoryLogHandler
     /// The server's port on 127.0.0.1.
     let port: Int
+    private let countItems: @Sendable () async throws -> Int
 
-    /// How many items the table holds, read straight from the file.
-    func itemCount() throws -> Int {
-        try DatabaseQueue(path: databasePath).read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM items") ?? -1 }
+    init(store: any TenantStore, sqlitePath: String?, logs: InMemoryLogHandler, port: Int, countItems: @escaping @Sendable () async throws -> Int) {
+        self.store = store
+        self.sqlitePath = sqlitePath
+        self.logs = logs
+        self.port = port
+        self.countItems = countItems
     }
+
+    /// How many items the table holds, read from the store itself (the SQLite file, or a DynamoDB scan).
+    func itemCount() async throws -> Int { try await countItems() }
 
     /// Every log line of the server so far, rendered as text.
     var logText: String {
@@ -99,21 +109,42 @@ struct TestFixture: Sendable {
     }
 }
 
+/// The store the HTTP suite runs on: SQLite, or DynamoDB on moto when `ONBOARD_TEST_STORE=dynamodb`
+/// (CI runs the suite both ways).
+enum TestStore {
+    static var isDynamoDB: Bool { ProcessInfo.processInfo.environment["ONBOARD_TEST_STORE"] == "dynamodb" }
+
+    /// A fresh store, how to count its items, and its SQLite path if any.
+    static func make(in directory: TemporaryDirectory) async throws -> (any TenantStore, String?, @Sendable () async throws -> Int) {
+        if isDynamoDB {
+            let moto = try await MotoServer.shared()
+            let table = "api-\(UUID().uuidString.prefix(8).lowercased())"
+            let dynamoDB = moto.dynamoDB()
+            try await DynamoDBTable.create(dynamoDB, name: table)
+            return (DynamoDBTenantStore(dynamoDB: dynamoDB, table: table), nil, { try await dynamoDB.countItems(table: table) })
+        }
+        let path = directory.path("onboarding.sqlite")
+        let store = try SQLiteTenantStore(path: path)
+        return (store, path, {
+            try DatabaseQueue(path: path).read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM items") ?? -1 }
+        })
+    }
+}
+
 /// Runs the real router on a real HTTP server on 127.0.0.1 (Hummingbird's `.live` testing), on
-/// a real SQLite file in a fresh temporary folder.
+/// a real store: a SQLite file in a fresh temporary folder, or a fresh DynamoDB table on moto.
 enum TestServer {
     static let adminToken = "test-admin-token-0123456789abcdef"
 
     /// - Parameter wrapStore: lets a test put a fault-injecting layer around the real store.
     static func run<Value: Sendable>(
         logLevel: Logger.Level = .debug,
-        wrapStore: @Sendable (SQLiteTenantStore) -> any TenantStore = { $0 },
+        wrapStore: @Sendable (any TenantStore) -> any TenantStore = { $0 },
         _ body: @Sendable (APIClient, TestFixture) async throws -> Value
     ) async throws -> Value {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
-        let path = directory.path("onboarding.sqlite")
-        let store = try SQLiteTenantStore(path: path)
+        let (store, sqlitePath, countItems) = try await TestStore.make(in: directory)
         var logs = InMemoryLogHandler()
         logs.logLevel = logLevel
         let handler = logs
@@ -124,7 +155,10 @@ enum TestServer {
         ))
         let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: logger)
         return try await app.test(.live) { client in
-            try await body(APIClient(client: client), TestFixture(store: store, databasePath: path, logs: handler, port: client.port ?? 0))
+            try await body(
+                APIClient(client: client),
+                TestFixture(store: store, sqlitePath: sqlitePath, logs: handler, port: client.port ?? 0, countItems: countItems)
+            )
         }
     }
 }
