@@ -105,7 +105,10 @@ let package = Package(
             dependencies: [
                 "OnboardingCore",
                 "OnboardingSQLite",
+                "OnboardingDynamoDB",
                 "OnboardingHTTP",
+                "AWSClient",
+                "SigV4",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Configuration", package: "swift-configuration"),
@@ -152,6 +155,22 @@ let package = Package(
             name: "SigV4Tests",
             dependencies: ["SigV4"],
             exclude: ["Resources"],
+            swiftSettings: testSwiftSettings
+        ),
+        .testTarget(
+            name: "AWSClientTests",
+            dependencies: [
+                "AWSClient",
+                "SigV4",
+                "OnboardingCore",
+                "OnboardingDynamoDB",
+                "OnboardTestSupport",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
             swiftSettings: testSwiftSettings
         ),
         // The store contract's semantics, run against every store.

@@ -151,9 +151,19 @@ public struct AWSServiceError: Error, Sendable, CustomStringConvertible {
         self.body = body
         self.requestID = requestID
         let object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any]
-        let rawType = (object?["__type"] as? String) ?? (object?["code"] as? String) ?? "HTTP\(status)"
+        // Some answers (signature errors from moto and from AWS's front ends) are XML instead.
+        let text = String(decoding: body, as: UTF8.self)
+        let rawType = (object?["__type"] as? String) ?? (object?["code"] as? String) ?? Self.xmlElement("Code", in: text) ?? "HTTP\(status)"
         self.type = rawType.split(separator: "#").last.map(String.init) ?? rawType
-        self.message = (object?["message"] as? String) ?? (object?["Message"] as? String) ?? ""
+        self.message = (object?["message"] as? String) ?? (object?["Message"] as? String) ?? Self.xmlElement("Message", in: text) ?? ""
+    }
+
+    /// The text of the first `<name>…</name>` element, if any.
+    static func xmlElement(_ name: String, in text: String) -> String? {
+        guard let start = text.range(of: "<\(name)>"), let end = text.range(of: "</\(name)>", range: start.upperBound..<text.endIndex) else {
+            return nil
+        }
+        return String(text[start.upperBound..<end.lowerBound])
     }
 
     /// Throttling, retried with the longer base.

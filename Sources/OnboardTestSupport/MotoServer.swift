@@ -14,6 +14,7 @@ public var isCI: Bool { ProcessInfo.processInfo.environment["CI"] == "true" }
 /// A test cannot run here: outside CI it is skipped with this reason printed; under CI it fails.
 public struct UnavailableInThisEnvironment: Error, CustomStringConvertible {
     public let description: String
+    public init(description: String) { self.description = description }
 }
 
 /// moto's server (`python3 -m moto.server`) on 127.0.0.1 and a free port, started by the tests

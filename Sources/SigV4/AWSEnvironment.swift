@@ -10,7 +10,7 @@ public struct AWSEnvironment: Sendable {
 
     public init(
         variables: [String: String] = ProcessInfo.processInfo.environment,
-        homeDirectory: String = FileManager.default.homeDirectoryForCurrentUser.path
+        homeDirectory: String = ProcessInfo.processInfo.environment["HOME"] ?? FileManager.default.homeDirectoryForCurrentUser.path
     ) {
         self.variables = variables
         self.homeDirectory = homeDirectory

@@ -9,6 +9,6 @@ struct Onboard: AsyncParsableCommand {
         commandName: "onboard",
         abstract: "Multi-tenant client onboarding: a tenant control plane on SQLite or DynamoDB.",
         version: OnboardVersion.current,
-        subcommands: [Serve.self, AdminTokenCommand.self]
+        subcommands: [Serve.self, AdminTokenCommand.self, TableCommand.self]
     )
 }

@@ -1,9 +1,11 @@
+import AWSClient
 import ArgumentParser
 import Foundation
 import Hummingbird
 import Logging
 import OnboardingCore
 import OnboardingHTTP
+import OnboardingDynamoDB
 import OnboardingSQLite
 import Synchronization
 
@@ -22,8 +24,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: ArgumentHelp("TCP port; 0 picks a free one (ONBOARD_PORT; default 8080).", valueName: "port"))
     var port: String?
 
-    @Option(help: ArgumentHelp("SQLite database file (ONBOARD_DATABASE; default ./onboarding.sqlite).", valueName: "path"))
-    var database: String?
+    @OptionGroup var storeOptions: StoreOptions
 
     @Option(help: ArgumentHelp(
         "Admin bearer token, 24+ characters (ONBOARD_ADMIN_TOKEN, preferred: flags show in ps). Default: generated on first start and stored hashed.",
@@ -36,9 +37,8 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         let flags = [
-            Setting.host.key: host, Setting.port.key: port, Setting.database.key: database,
-            Setting.adminToken.key: adminToken, Setting.logLevel.key: logLevel,
-        ].compactMapValues { $0 }
+            Setting.host.key: host, Setting.port.key: port, Setting.adminToken.key: adminToken, Setting.logLevel.key: logLevel,
+        ].compactMapValues { $0 }.merging(storeOptions.flags) { $1 }
         let configuration: ServeConfiguration
         do {
             configuration = try ServeConfiguration.resolve(flags: flags, environment: ProcessInfo.processInfo.environment)
@@ -49,12 +49,18 @@ struct Serve: AsyncParsableCommand {
         LoggingSystem.bootstrap { label in LineLogHandler.standardOutput(label: label, level: level) }
         let logger = Logger(label: "onboard")
 
-        let store: SQLiteTenantStore
+        let opened: OpenedStore
         let admin: (credential: AdminCredential, generatedToken: String?)
         do {
-            store = try SQLiteTenantStore(path: configuration.databasePath, logger: logger)
+            opened = try await OpenedStore.open(configuration.store, logger: logger)
+        } catch {
+            throw Console.fail("\(error)", exitCode: .failure)
+        }
+        let store = opened.store
+        do {
             admin = try await AdminTokenRecord.prepare(store: store, configuredToken: configuration.adminToken)
         } catch {
+            await opened.close()
             throw Console.fail("\(error)", exitCode: .failure)
         }
         let verifier: any CredentialVerifier =
@@ -63,14 +69,14 @@ struct Serve: AsyncParsableCommand {
             : StoredAdminTokenVerifier(store: store, credential: admin.credential)
 
         Console.line("onboard \(OnboardVersion.current)")
-        Console.line("database: \(store.path)")
+        Console.line(opened.summary)
         if let token = admin.generatedToken {
             Console.line("admin token: \(token)")
-            Console.line("  (generated now and shown only this once; the database keeps only its SHA-256 hash. `onboard admin-token rotate` issues a new one.)")
+            Console.line("  (generated now and shown only this once; the store keeps only its SHA-256 hash. `onboard admin-token rotate` issues a new one.)")
         } else if configuration.adminToken != nil {
             Console.line("admin token: as configured (--admin-token / ONBOARD_ADMIN_TOKEN)")
         } else {
-            Console.line("admin token: stored hashed in the database (lost it? `onboard admin-token rotate --database \(store.path)`)")
+            Console.line("admin token: stored hashed in the store (lost it? `onboard admin-token rotate` with the same store options)")
         }
 
         let router = buildRouter(AppDependencies(store: store, verifiers: [verifier]))
@@ -88,7 +94,9 @@ struct Serve: AsyncParsableCommand {
         )
         do {
             try await app.runService()
+            await opened.close()
         } catch {
+            await opened.close()
             let message = started.load(ordering: .relaxed) ? "the server stopped: \(error)" : "cannot listen on \(host):\(configuration.port): \(error)"
             throw Console.fail(message, exitCode: .failure)
         }
@@ -108,27 +116,109 @@ struct AdminTokenCommand: AsyncParsableCommand {
             abstract: "Generate a new admin token, store its hash and print it once. Running servers accept it within 5 seconds; the old one stops working."
         )
 
-        @Option(help: ArgumentHelp("SQLite database file (ONBOARD_DATABASE; default ./onboarding.sqlite).", valueName: "path"))
-        var database: String?
+        @OptionGroup var storeOptions: StoreOptions
 
         func run() async throws {
-            let path: String
+            let configuration: StoreConfiguration
             do {
-                path = try ServeConfiguration.resolve(
-                    flags: database.map { [Setting.database.key: $0] } ?? [:],
-                    environment: ProcessInfo.processInfo.environment.filter { $0.key == Setting.database.environmentVariable }
-                ).databasePath
+                configuration = try StoreConfiguration.resolve(SettingsReader(flags: storeOptions.flags, environment: ProcessInfo.processInfo.environment))
             } catch {
                 throw Console.fail(error.description, exitCode: .validationFailure)
             }
+            let opened: OpenedStore
             do {
-                let store = try SQLiteTenantStore(path: path)
-                let token = try await AdminTokenRecord.rotate(store: store)
-                Console.line(token)
+                opened = try await OpenedStore.open(configuration, logger: TableCommand.Create.quietLogger)
             } catch {
                 throw Console.fail("\(error)", exitCode: .failure)
             }
+            do {
+                let token = try await AdminTokenRecord.rotate(store: opened.store)
+                await opened.close()
+                Console.line(token)
+            } catch {
+                await opened.close()
+                throw Console.fail("\(error)", exitCode: .failure)
+            }
         }
+    }
+}
+
+/// `onboard table create`: the DynamoDB table as the store expects it.
+struct TableCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "table",
+        abstract: "Manage the DynamoDB table.",
+        subcommands: [Create.self]
+    )
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create the DynamoDB table (keys tenantId + resourceKey, pay-per-request), its tenant listing index and TTL on expiresAt. Safe to run again."
+        )
+
+        @OptionGroup var storeOptions: StoreOptions
+
+        /// One-shot commands print their own result; only warnings go to the log.
+        static var quietLogger: Logger {
+            var logger = Logger(label: "onboard")
+            logger.logLevel = .warning
+            return logger
+        }
+
+        func run() async throws {
+            var configuration: StoreConfiguration
+            do {
+                configuration = try StoreConfiguration.resolve(SettingsReader(flags: storeOptions.flags, environment: ProcessInfo.processInfo.environment))
+            } catch {
+                throw Console.fail(error.description, exitCode: .validationFailure)
+            }
+            configuration.kind = .dynamodb
+            let opened: OpenedStore
+            do {
+                opened = try await OpenedStore.open(configuration, logger: Self.quietLogger, checkTable: false)
+            } catch {
+                throw Console.fail("\(error)", exitCode: .failure)
+            }
+            do {
+                let created = try await DynamoDBTable.create(opened.dynamoDB!, name: configuration.table)
+                await opened.close()
+                Console.line(
+                    "table \(configuration.table) \(created ? "created" : "already existed") at \(opened.dynamoDB!.endpoint): "
+                        + "active, index \(DynamoDBTable.tenantIndex), TTL on \(DynamoDBTable.ttlAttribute)"
+                )
+            } catch {
+                await opened.close()
+                throw Console.fail("cannot create the table \(configuration.table): \(error)", exitCode: .failure)
+            }
+        }
+    }
+}
+
+/// Where the data lives; shared by every command that opens the store.
+struct StoreOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("sqlite or dynamodb (ONBOARD_STORE; default sqlite).", valueName: "kind"))
+    var store: String?
+
+    @Option(help: ArgumentHelp("SQLite database file (ONBOARD_DATABASE; default ./onboarding.sqlite).", valueName: "path"))
+    var database: String?
+
+    @Option(help: ArgumentHelp("DynamoDB table (ONBOARD_TABLE; default onboard-tenants).", valueName: "name"))
+    var table: String?
+
+    @Option(help: ArgumentHelp(
+        "DynamoDB endpoint, e.g. moto's http://127.0.0.1:5000 (ONBOARD_DYNAMODB_ENDPOINT, AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL; default AWS's).",
+        valueName: "url"
+    ))
+    var dynamodbEndpoint: String?
+
+    @Option(help: ArgumentHelp("AWS region (ONBOARD_REGION, AWS_REGION, AWS_DEFAULT_REGION, ~/.aws/config).", valueName: "region"))
+    var region: String?
+
+    var flags: [String: String] {
+        [
+            Setting.store.key: store, Setting.database.key: database, Setting.table.key: table,
+            Setting.dynamoDBEndpoint.key: dynamodbEndpoint, Setting.region.key: region,
+        ].compactMapValues { $0 }
     }
 }
 

@@ -18,6 +18,98 @@ struct Setting: Sendable {
     static let database = Setting(key: "database", isSecret: false)
     static let adminToken = Setting(key: "admin_token", isSecret: true)
     static let logLevel = Setting(key: "log_level", isSecret: false)
+    static let store = Setting(key: "store", isSecret: false)
+    static let table = Setting(key: "table", isSecret: false)
+    static let dynamoDBEndpoint = Setting(key: "dynamodb_endpoint", isSecret: false)
+    static let region = Setting(key: "region", isSecret: false)
+
+    static let all: [Setting] = [.host, .port, .database, .adminToken, .logLevel, .store, .table, .dynamoDBEndpoint, .region]
+}
+
+/// Reads settings: flag, then environment variable, then (the caller's) default.
+struct SettingsReader {
+    let flags: [String: String]
+    private let reader: ConfigReader
+
+    init(flags: [String: String], environment: [String: String]) {
+        self.flags = flags
+        var values: [AbsoluteConfigKey: ConfigValue] = [:]
+        for setting in Setting.all {
+            if let value = flags[setting.key] {
+                values[AbsoluteConfigKey(setting.configKey)] = ConfigValue(.string(value), isSecret: setting.isSecret)
+            }
+        }
+        reader = ConfigReader(providers: [
+            InMemoryProvider(name: "flags", values: values),
+            EnvironmentVariablesProvider(
+                environmentVariables: environment,
+                secretsSpecifier: .specific([Setting.adminToken.environmentVariable])
+            ),
+        ])
+    }
+
+    /// The value and where it came from (the flag or the variable), for error messages.
+    func read(_ setting: Setting) -> (value: String, source: String)? {
+        guard let value = reader.string(forKey: setting.configKey, isSecret: setting.isSecret) else { return nil }
+        return (value, flags[setting.key] != nil ? setting.flag : setting.environmentVariable)
+    }
+}
+
+/// Which store, and where: `sqlite` (a file) or `dynamodb` (a table, an endpoint, a region).
+struct StoreConfiguration: Sendable {
+    enum Kind: String, Sendable {
+        case sqlite
+        case dynamodb
+    }
+
+    var kind: Kind = .sqlite
+    var databasePath = "onboarding.sqlite"
+    var table = "onboard-tenants"
+    /// `nil`: `AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL`, or DynamoDB's public endpoint.
+    var dynamoDBEndpoint: String?
+    /// `nil`: `AWS_REGION`, `AWS_DEFAULT_REGION`, or the profile's region.
+    var region: String?
+
+    static func resolve(_ settings: SettingsReader) throws(ConfigurationError) -> StoreConfiguration {
+        var configuration = StoreConfiguration()
+        if let (kind, source) = settings.read(.store) {
+            guard let parsed = Kind(rawValue: kind.lowercased()) else {
+                throw ConfigurationError(description: "invalid \(source) '\(kind)': expected sqlite or dynamodb")
+            }
+            configuration.kind = parsed
+        }
+        if let (path, source) = settings.read(.database) {
+            guard !path.isEmpty else { throw ConfigurationError(description: "invalid \(source): the database path is empty") }
+            configuration.databasePath = path
+        }
+        if configuration.kind == .sqlite {
+            let directory = URL(fileURLWithPath: configuration.databasePath).deletingLastPathComponent().path
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+                throw ConfigurationError(description: "invalid database path '\(configuration.databasePath)': the directory \(directory) does not exist")
+            }
+        }
+        if let (table, source) = settings.read(.table) {
+            // DynamoDB's rule for table names.
+            guard (3...255).contains(table.count), table.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "_-.".contains($0)) }) else {
+                throw ConfigurationError(description: "invalid \(source) '\(table)': 3-255 characters of A-Z a-z 0-9 _ - .")
+            }
+            configuration.table = table
+        }
+        if let (endpoint, source) = settings.read(.dynamoDBEndpoint) {
+            guard let url = URL(string: endpoint), ["http", "https"].contains(url.scheme?.lowercased() ?? ""), url.host?.isEmpty == false else {
+                throw ConfigurationError(description: "invalid \(source) '\(endpoint)': expected an http:// or https:// URL")
+            }
+            configuration.dynamoDBEndpoint = endpoint
+        }
+        if let (region, source) = settings.read(.region) {
+            guard !region.isEmpty, region.allSatisfy({ $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "-") }) else {
+                throw ConfigurationError(description: "invalid \(source) '\(region)': expected a region name such as eu-west-1")
+            }
+            configuration.region = region
+        }
+        return configuration
+    }
 }
 
 /// A setting with a value that cannot be used; the message is the one line `onboard` prints.
@@ -28,62 +120,32 @@ struct ConfigurationError: Error, CustomStringConvertible {
 /// The settings of `onboard serve`, resolved in one place: flag, then environment variable
 /// (`ONBOARD_*`), then default. Invalid values are rejected here, before anything starts.
 struct ServeConfiguration: Sendable {
-    var host: String
-    var port: Int
-    var databasePath: String
+    var host = "127.0.0.1"
+    var port = 8080
     var adminToken: String?
-    var logLevel: Logger.Level
-
-    static let defaultDatabase = "onboarding.sqlite"
+    var logLevel: Logger.Level = .info
+    var store = StoreConfiguration()
 
     /// - Parameters:
     ///   - flags: the values given on the command line, by setting key.
     ///   - environment: the process environment.
     static func resolve(flags: [String: String], environment: [String: String]) throws(ConfigurationError) -> ServeConfiguration {
-        let settings: [Setting] = [.host, .port, .database, .adminToken, .logLevel]
-        var values: [AbsoluteConfigKey: ConfigValue] = [:]
-        for setting in settings {
-            if let value = flags[setting.key] {
-                values[AbsoluteConfigKey(setting.configKey)] = ConfigValue(.string(value), isSecret: setting.isSecret)
-            }
-        }
-        let reader = ConfigReader(providers: [
-            InMemoryProvider(name: "flags", values: values),
-            EnvironmentVariablesProvider(
-                environmentVariables: environment,
-                secretsSpecifier: .specific([Setting.adminToken.environmentVariable])
-            ),
-        ])
-        func read(_ setting: Setting) -> (value: String, source: String)? {
-            guard let value = reader.string(forKey: setting.configKey, isSecret: setting.isSecret) else { return nil }
-            return (value, flags[setting.key] != nil ? setting.flag : setting.environmentVariable)
-        }
-
-        var configuration = ServeConfiguration(
-            host: "127.0.0.1", port: 8080, databasePath: defaultDatabase, adminToken: nil, logLevel: .info
-        )
-        if let (host, source) = read(.host) {
+        let settings = SettingsReader(flags: flags, environment: environment)
+        var configuration = ServeConfiguration()
+        if let (host, source) = settings.read(.host) {
             guard !host.isEmpty, !host.contains(where: { $0.isWhitespace || $0 == "/" }) else {
                 throw ConfigurationError(description: "invalid \(source) '\(host)': expected a host name or IP address")
             }
             configuration.host = host
         }
-        if let (port, source) = read(.port) {
+        if let (port, source) = settings.read(.port) {
             guard let number = Int(port), (0...65535).contains(number) else {
                 throw ConfigurationError(description: "invalid \(source) '\(port)': expected a port number from 0 to 65535 (0 picks a free port)")
             }
             configuration.port = number
         }
-        if let (path, source) = read(.database) {
-            guard !path.isEmpty else { throw ConfigurationError(description: "invalid \(source): the database path is empty") }
-            configuration.databasePath = path
-        }
-        let directory = URL(fileURLWithPath: configuration.databasePath).deletingLastPathComponent().path
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw ConfigurationError(description: "invalid database path '\(configuration.databasePath)': the directory \(directory) does not exist")
-        }
-        if let (token, source) = read(.adminToken) {
+        configuration.store = try StoreConfiguration.resolve(settings)
+        if let (token, source) = settings.read(.adminToken) {
             // The token's value is never echoed, only what is wrong with it.
             guard token.count >= AdminCredential.minimumTokenLength else {
                 throw ConfigurationError(description: "invalid \(source): the admin token must have at least \(AdminCredential.minimumTokenLength) characters")
@@ -93,7 +155,7 @@ struct ServeConfiguration: Sendable {
             }
             configuration.adminToken = token
         }
-        if let (level, source) = read(.logLevel) {
+        if let (level, source) = settings.read(.logLevel) {
             guard let parsed = Logger.Level(rawValue: level.lowercased()) else {
                 let levels = Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")
                 throw ConfigurationError(description: "invalid \(source) '\(level)': expected one of \(levels)")

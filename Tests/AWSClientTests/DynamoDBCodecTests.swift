@@ -1,0 +1,89 @@
+@testable import AWSClient
+import Foundation
+import Testing
+
+@Suite("DynamoDB JSON: attribute values, expressions, errors")
+struct DynamoDBCodecTests {
+    @Test("every attribute type encodes to DynamoDB's typed JSON and back")
+    func attributeValues() throws {
+        let item: DynamoDBItem = [
+            "s": .s("Société"), "n": .n("-12.5"), "b": .b([0, 1, 255]), "bool": .bool(true), "null": .null,
+            "l": .l([.s("x"), .n("1")]), "m": .m(["k": .s("v")]), "ss": .ss(["a", "b"]), "ns": .ns(["1", "2"]), "bs": .bs([[1], [2]]),
+        ]
+        let json = try JSONEncoder().encode(item)
+        let object = try #require(try JSONSerialization.jsonObject(with: json) as? [String: [String: Any]])
+        #expect(object["s"]?["S"] as? String == "Société")
+        #expect(object["n"]?["N"] as? String == "-12.5")
+        #expect(object["b"]?["B"] as? String == "AAH/")
+        #expect(object["null"]?["NULL"] as? Bool == true)
+        #expect(try JSONDecoder().decode(DynamoDBItem.self, from: json) == item)
+    }
+
+    @Test("a value with no type tag, or two, is rejected")
+    func malformedValues() {
+        #expect(throws: DecodingError.self) { try JSONDecoder().decode(DynamoDBValue.self, from: Data(#"{}"#.utf8)) }
+        #expect(throws: DecodingError.self) { try JSONDecoder().decode(DynamoDBValue.self, from: Data(#"{"S":"a","N":"1"}"#.utf8)) }
+    }
+
+    @Test("expression names are always placeholders, reused per name; values always fresh")
+    func expressions() {
+        var builder = ExpressionBuilder()
+        let status = builder.name("status")
+        let again = builder.name("status")
+        let name = builder.name("name")
+        let first = builder.value(.s("ACTIVE"))
+        let second = builder.value(.s("ACTIVE"))
+        #expect(status == again && status != name && status.hasPrefix("#"))
+        #expect(first != second && first.hasPrefix(":"))
+        #expect(builder.names == [status: "status", name: "name"])
+        #expect(ExpressionBuilder().namesOrNil == nil)
+    }
+
+    @Test("errors decode from JSON __type/message and from XML Code/Message")
+    func errors() {
+        let conditional = AWSServiceError(
+            status: 400, body: Array(#"{"__type":"com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException","message":"The conditional request failed"}"#.utf8),
+            requestID: "r1"
+        )
+        #expect(conditional.type == "ConditionalCheckFailedException")
+        #expect(DynamoDBError(conditional).code == .conditionalCheckFailed)
+        #expect(!conditional.isRetryable)
+
+        let throttled = AWSServiceError(status: 400, body: Array(#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","Message":"slow down"}"#.utf8), requestID: nil)
+        #expect(throttled.isThrottling && throttled.isRetryable)
+        #expect(throttled.message == "slow down")
+        #expect(DynamoDBError(throttled).code == .throttling)
+
+        let canceled = AWSServiceError(
+            status: 400,
+            body: Array(#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","message":"Transaction cancelled","CancellationReasons":[{"Code":"None"},{"Code":"ConditionalCheckFailed","Message":"The conditional request failed"}]}"#.utf8),
+            requestID: nil
+        )
+        #expect(DynamoDBError(canceled).cancellationReasons.map(\.Code) == ["None", "ConditionalCheckFailed"])
+
+        let signature = AWSServiceError(
+            status: 403,
+            body: Array("<?xml version=\"1.0\"?><ErrorResponse><Errors><Error><Code>SignatureDoesNotMatch</Code><Message>The request signature we calculated does not match</Message></Error></Errors></ErrorResponse>".utf8),
+            requestID: nil
+        )
+        #expect(signature.type == "SignatureDoesNotMatch")
+        #expect(DynamoDBError(signature).code == .invalidSignature)
+        #expect(!signature.isRetryable)
+
+        let serverError = AWSServiceError(status: 500, body: Array("oops".utf8), requestID: nil)
+        #expect(serverError.type == "HTTP500" && serverError.isRetryable)
+    }
+
+    @Test("backoff: full jitter below an exponential ceiling, capped")
+    func backoff() {
+        let policy = RetryPolicy(maxAttempts: 5, base: .milliseconds(10), throttlingBase: .milliseconds(100), cap: .milliseconds(500))
+        for attempt in 1...10 {
+            for _ in 0..<50 {
+                let delay = policy.delay(afterAttempt: attempt)
+                #expect(delay >= .zero)
+                #expect(delay <= min(.milliseconds(500), .milliseconds(10) * (1 << attempt)))
+                #expect(policy.delay(afterAttempt: attempt, throttled: true) <= .milliseconds(500))
+            }
+        }
+    }
+}
