@@ -116,6 +116,12 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // `swift run -c release onboard-bench`: the per-request cost of mapping, encoding, signing.
+        .executableTarget(
+            name: "onboard-bench",
+            dependencies: ["AWSClient", "SigV4", "OnboardingCore", "OnboardingDynamoDB"],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "OnboardingCoreTests",
             dependencies: ["OnboardingCore"],
@@ -185,6 +191,7 @@ let package = Package(
             dependencies: [
                 "onboard",
                 "OnboardingCore",
+                "OnboardTestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

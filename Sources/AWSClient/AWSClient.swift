@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import SigV4
+import Synchronization
 
 /// Calls AWS JSON-protocol APIs (DynamoDB's JSON 1.0, EventBridge's JSON 1.1): one signed
 /// `POST /` with `X-Amz-Target`, retried with exponential backoff and full jitter on throttling,
@@ -19,6 +20,8 @@ public final class AWSClient: Sendable {
     public let requestTimeout: TimeAmount
     private let httpClient: HTTPClient
     private let logger: Logger
+    /// One signer per service (each keeps its day's signing key) and each endpoint parsed once.
+    private let signing = Mutex<(signers: [String: SigV4Signer], targets: [String: SigV4Signer.Target])>(([:], [:]))
 
     public init(
         credentials: AWSCredentials,
@@ -56,12 +59,19 @@ public final class AWSClient: Sendable {
     /// - Throws: ``AWSServiceError`` for an error answer (after retries for retryable ones),
     ///   ``AWSTransportError`` when no answer came.
     public func jsonCall(endpoint: String, signingName: String, target: String, contentType: String, body: [UInt8]) async throws -> [UInt8] {
-        let signer = SigV4Signer(credentials: credentials, region: region, service: signingName)
+        let url = endpoint.hasSuffix("/") ? endpoint : endpoint + "/"
+        let (signer, destination) = try signing.withLock { cache in
+            let signer = cache.signers[signingName] ?? SigV4Signer(credentials: credentials, region: region, service: signingName)
+            cache.signers[signingName] = signer
+            let destination = try cache.targets[url] ?? SigV4Signer.Target(url: url)
+            cache.targets[url] = destination
+            return (signer, destination)
+        }
         var attempt = 0
         while true {
             attempt += 1
             do {
-                return try await send(endpoint: endpoint, signer: signer, target: target, contentType: contentType, body: body)
+                return try await send(url: url, signer: signer, destination: destination, target: target, contentType: contentType, body: body)
             } catch let error as AWSServiceError where error.isRetryable && attempt < retryPolicy.maxAttempts {
                 try await backOff(attempt: attempt, throttled: error.isThrottling, reason: error.type, target: target)
             } catch let error as AWSTransportError where attempt < retryPolicy.maxAttempts {
@@ -72,14 +82,15 @@ public final class AWSClient: Sendable {
 
     private func backOff(attempt: Int, throttled: Bool, reason: String, target: String) async throws {
         let delay = retryPolicy.delay(afterAttempt: attempt, throttled: throttled)
-        logger.debug("retrying AWS call", metadata: ["target": "\(target)", "attempt": "\(attempt)", "reason": "\(reason)", "delay_ms": "\(delay.components.attoseconds / 1_000_000_000_000_000 + delay.components.seconds * 1000)"])
+        logger.debug("retrying AWS call", metadata: ["target": "\(target)", "attempt": "\(attempt)", "reason": "\(reason)", "delay": "\(delay)"])
         try await Task.sleep(for: delay)
     }
 
-    private func send(endpoint: String, signer: SigV4Signer, target: String, contentType: String, body: [UInt8]) async throws -> [UInt8] {
-        let url = endpoint.hasSuffix("/") ? endpoint : endpoint + "/"
+    private func send(
+        url: String, signer: SigV4Signer, destination: SigV4Signer.Target, target: String, contentType: String, body: [UInt8]
+    ) async throws -> [UInt8] {
         let signed = try signer.sign(
-            method: "POST", url: url,
+            method: "POST", target: destination,
             headers: [("Content-Type", contentType), ("X-Amz-Target", target), ("User-Agent", "onboard/0.1")],
             body: body, date: Date()
         )

@@ -18,8 +18,7 @@ public struct UnavailableInThisEnvironment: Error, CustomStringConvertible {
 }
 
 /// moto's server (`python3 -m moto.server`) on 127.0.0.1 and a free port, started by the tests
-/// themselves. The child dies with the test process (PR_SET_PDEATHSIG), so no server outlives
-/// a crashed run.
+/// themselves. The child ends soon after the test process, so no server outlives a crashed run.
 public final class MotoServer: Sendable {
     public let port: Int
     public var endpoint: String { "http://127.0.0.1:\(port)" }
@@ -42,13 +41,17 @@ public final class MotoServer: Sendable {
         let port = try freePort()
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        // PR_SET_PDEATHSIG (1): the kernel kills moto when the test process goes away.
+        // A watchdog thread ends moto when the test process is gone (its parent changes). Not
+        // PR_SET_PDEATHSIG: that fires when the spawning *thread* exits, and Swift's worker
+        // threads come and go during a run.
         let launcher = """
-            import ctypes, signal, sys
-            try:
-                ctypes.CDLL(None).prctl(1, signal.SIGKILL)
-            except Exception:
-                pass
+            import os, sys, threading, time
+            parent = os.getppid()
+            def watch():
+                while os.getppid() == parent:
+                    time.sleep(0.5)
+                os._exit(0)
+            threading.Thread(target=watch, daemon=True).start()
             from moto.server import main
             main(["-H", "127.0.0.1", "-p", sys.argv[1]])
             """
@@ -70,14 +73,14 @@ public final class MotoServer: Sendable {
     }
 
     deinit {
-        if process.isRunning { process.terminate() }
+        stop()
     }
 
-    /// Stops the server.
+    /// Stops the server: SIGKILL, as its state is in memory only (moto's SIGTERM handling can
+    /// leave the server running, and a wait for it would hang the test process).
     public func stop() {
         if process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
+            kill(process.processIdentifier, SIGKILL)
         }
     }
 

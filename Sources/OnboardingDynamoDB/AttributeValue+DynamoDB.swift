@@ -33,7 +33,7 @@ extension AttributeValue {
 
 extension Item {
     /// The item as DynamoDB stores it: the key attributes beside the others.
-    var dynamoDB: DynamoDBItem {
+    public var dynamoDB: DynamoDBItem {
         var item = attributes.mapValues(\.dynamoDB)
         item[KeyAttribute.tenantId] = .s(key.tenantId)
         item[KeyAttribute.resourceKey] = .s(key.resourceKey)
@@ -53,14 +53,14 @@ extension Item {
 }
 
 extension ItemKey {
-    var dynamoDB: DynamoDBItem {
+    public var dynamoDB: DynamoDBItem {
         [KeyAttribute.tenantId: .s(tenantId), KeyAttribute.resourceKey: .s(resourceKey)]
     }
 }
 
 extension WriteCondition {
     /// The condition as a DynamoDB condition expression, names and values as placeholders.
-    func expression(_ builder: inout ExpressionBuilder) -> String {
+    public func expression(_ builder: inout ExpressionBuilder) -> String {
         switch self {
         case .itemNotExists: "attribute_not_exists(\(builder.name(KeyAttribute.resourceKey)))"
         case .itemExists: "attribute_exists(\(builder.name(KeyAttribute.resourceKey)))"

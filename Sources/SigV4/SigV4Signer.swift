@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Synchronization
 
 /// AWS Signature Version 4 (`AWS4-HMAC-SHA256`) for request headers.
 ///
@@ -15,12 +16,25 @@ public struct SigV4Signer: Sendable {
     public let credentials: AWSCredentials
     public let region: String
     public let service: String
+    /// The day's signing key, derived once per day instead of with four HMACs per request.
+    private let keyCache = SigningKeyCache()
 
     /// Headers never signed (botocore's list: hop-by-hop headers and ones proxies rewrite).
     static let unsignedHeaders: Set<String> = [
         "connection", "expect", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
         "transfer-encoding", "upgrade", "user-agent", "x-amzn-trace-id", "authorization",
     ]
+
+    /// `unsignedHeaders` as a switch: no hashing on the hot path.
+    static func isUnsigned(_ name: String) -> Bool {
+        switch name {
+        case "connection", "expect", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+            "transfer-encoding", "upgrade", "user-agent", "x-amzn-trace-id", "authorization":
+            true
+        default:
+            false
+        }
+    }
 
     public init(credentials: AWSCredentials, region: String, service: String) {
         self.credentials = credentials
@@ -37,33 +51,68 @@ public struct SigV4Signer: Sendable {
     ///   - url: the full URL, with its path and query percent-encoded as they are sent.
     ///   - date: the signing time (injectable: tests pin it).
     public func sign(method: String, url: String, headers: [Header], body: some Collection<UInt8>, date: Date) throws -> [Header] {
-        guard let components = URLComponents(string: url), let host = components.host, !host.isEmpty else {
-            throw SigV4Error(message: "cannot sign a request to '\(url)': not an absolute URL")
+        try sign(method: method, target: Target(url: url), headers: headers, body: body, date: date)
+    }
+
+    /// Where a request goes, parsed once: a client calling one endpoint keeps its `Target`.
+    public struct Target: Sendable {
+        /// The `host` header botocore derives: lower-case host, the port only when not the scheme's default.
+        public let hostHeader: String
+        /// The path and query, percent-encoded as sent.
+        public let path: String
+        public let query: String?
+
+        /// The path and query as the canonical request has them, computed once.
+        let canonicalPath: String
+        let canonicalQuery: String
+
+        public init(url: String) throws {
+            guard let components = URLComponents(string: url), let host = components.host, !host.isEmpty else {
+                throw SigV4Error(message: "cannot sign a request to '\(url)': not an absolute URL")
+            }
+            self.hostHeader = SigV4Signer.hostHeader(components)
+            self.path = components.percentEncodedPath
+            self.query = components.percentEncodedQuery
+            self.canonicalPath = SigV4Signer.canonicalPath(path)
+            self.canonicalQuery = SigV4Signer.canonicalQuery(query)
         }
-        let timestamp = Self.timestamp(date)
-        var headers = headers.filter { header in
-            let name = header.name.lowercased()
-            return name != "authorization" && name != "x-amz-date" && (credentials.sessionToken == nil || name != "x-amz-security-token")
+    }
+
+    /// Signs a request to a parsed target (see ``sign(method:url:headers:body:date:)``).
+    public func sign(method: String, target: Target, headers: [Header], body: some Collection<UInt8>, date: Date) throws -> [Header] {
+        let timestamp = keyCache.timestamp(date)
+        var headers = headers
+        var hasHost = false
+        var givenPayloadHash: String?
+        headers.removeAll { header in
+            switch Self.lowercasedASCII(header.name) {
+            case "authorization", "x-amz-date": return true
+            case "x-amz-security-token": return credentials.sessionToken != nil
+            case "host": hasHost = true
+            // A precomputed payload hash (S3's header) is used as given, as botocore does.
+            case "x-amz-content-sha256": givenPayloadHash = header.value
+            default: break
+            }
+            return false
         }
         headers.append(("X-Amz-Date", timestamp))
         if let token = credentials.sessionToken {
             headers.append(("X-Amz-Security-Token", token))
         }
         var toSign = headers
-        if !headers.contains(where: { $0.name.lowercased() == "host" }) {
-            toSign.append(("host", Self.hostHeader(components)))
+        if !hasHost {
+            toSign.append(("host", target.hostHeader))
         }
-        // A precomputed payload hash (S3's header) is used as given, as botocore does.
-        let payloadHash = headers.last { $0.name.lowercased() == "x-amz-content-sha256" }?.value
-            ?? Self.hex(SHA256.hash(data: Array(body)))
-        let (canonical, signedHeaders) = canonicalRequest(
-            method: method, path: components.percentEncodedPath, query: components.percentEncodedQuery,
-            headers: toSign, payloadHash: payloadHash
+        let payloadHash = givenPayloadHash ?? Self.hex(SHA256.hash(data: Array(body)))
+        let (canonical, signedHeaders) = canonicalRequestBytes(
+            method: method, canonicalPath: target.canonicalPath, canonicalQuery: target.canonicalQuery, headers: toSign, payloadHash: payloadHash
         )
-        let signature = signature(stringToSign: stringToSign(canonicalRequest: canonical, date: date), date: date)
+        let scope = scope(timestamp: timestamp)
+        let stringToSign = "AWS4-HMAC-SHA256\n\(timestamp)\n\(scope)\n\(Self.hex(SHA256.hash(data: canonical)))"
+        let signature = Self.hex(signingMAC(day: String(timestamp.prefix(8)), stringToSign))
         headers.append((
             "Authorization",
-            "AWS4-HMAC-SHA256 Credential=\(credentials.accessKeyId)/\(scope(date)), SignedHeaders=\(signedHeaders), Signature=\(signature)"
+            "AWS4-HMAC-SHA256 Credential=\(credentials.accessKeyId)/\(scope), SignedHeaders=\(signedHeaders), Signature=\(signature)"
         ))
         return headers
     }
@@ -74,24 +123,63 @@ public struct SigV4Signer: Sendable {
     public func canonicalRequest(method: String, path: String, query: String?, headers: [Header], payloadHash: String)
         -> (canonicalRequest: String, signedHeaders: String)
     {
-        var byName: [String: [String]] = [:]
+        let (bytes, signedHeaders) = canonicalRequestBytes(
+            method: method, canonicalPath: Self.canonicalPath(path), canonicalQuery: Self.canonicalQuery(query),
+            headers: headers, payloadHash: payloadHash
+        )
+        return (String(decoding: bytes, as: UTF8.self), signedHeaders)
+    }
+
+    /// The canonical request as bytes (hashed as they are), from an already canonical path and query.
+    func canonicalRequestBytes(method: String, canonicalPath: String, canonicalQuery: String, headers: [Header], payloadHash: String)
+        -> (bytes: [UInt8], signedHeaders: String)
+    {
+        // Few headers: sort (name, value) pairs, then join the values of repeated names in order.
+        var pairs: [(name: String, value: String)] = []
+        pairs.reserveCapacity(headers.count)
         for header in headers {
-            let name = header.name.lowercased()
-            guard !Self.unsignedHeaders.contains(name) else { continue }
-            byName[name, default: []].append(Self.trimAll(header.value))
+            let name = Self.lowercasedASCII(header.name)
+            guard !Self.isUnsigned(name) else { continue }
+            pairs.append((name, Self.trimAll(header.value)))
         }
-        let names = byName.keys.sorted(by: Self.byteOrder)
-        let canonicalHeaders = names.map { "\($0):\(byName[$0]!.joined(separator: ","))\n" }.joined()
-        let signedHeaders = names.joined(separator: ";")
-        let canonical = [
-            method.uppercased(),
-            Self.canonicalPath(path),
-            Self.canonicalQuery(query),
-            canonicalHeaders,
-            signedHeaders,
-            payloadHash,
-        ].joined(separator: "\n")
-        return (canonical, signedHeaders)
+        // Insertion sort: stable (repeated headers keep their order) and fast for a handful.
+        for index in pairs.indices.dropFirst() {
+            var position = index
+            let pair = pairs[index]
+            while position > 0 && Self.byteOrder(pair.name, pairs[position - 1].name) {
+                pairs[position] = pairs[position - 1]
+                position -= 1
+            }
+            pairs[position] = pair
+        }
+        let newline = UInt8(ascii: "\n")
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(512)
+        bytes.append(contentsOf: (method.utf8.contains { $0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z") } ? method.uppercased() : method).utf8)
+        bytes.append(newline)
+        bytes.append(contentsOf: canonicalPath.utf8)
+        bytes.append(newline)
+        bytes.append(contentsOf: canonicalQuery.utf8)
+        bytes.append(newline)
+        var signedHeaders = ""
+        for (index, pair) in pairs.enumerated() {
+            if index > 0 && pairs[index - 1].name == pair.name {
+                bytes.removeLast()  // the newline: a repeated name continues the line
+                bytes.append(UInt8(ascii: ","))
+            } else {
+                if !signedHeaders.isEmpty { signedHeaders += ";" }
+                signedHeaders += pair.name
+                bytes.append(contentsOf: pair.name.utf8)
+                bytes.append(UInt8(ascii: ":"))
+            }
+            bytes.append(contentsOf: pair.value.utf8)
+            bytes.append(newline)
+        }
+        bytes.append(newline)
+        bytes.append(contentsOf: signedHeaders.utf8)
+        bytes.append(newline)
+        bytes.append(contentsOf: payloadHash.utf8)
+        return (bytes, signedHeaders)
     }
 
     /// `AWS4-HMAC-SHA256`, the timestamp, the scope and the canonical request's hash.
@@ -101,7 +189,34 @@ public struct SigV4Signer: Sendable {
 
     /// kSigning = HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date), region), service), "aws4_request").
     public func signingKey(date: Date) -> SymmetricKey {
-        let dateKey = Self.hmac(key: SymmetricKey(data: Array(("AWS4" + credentials.secretAccessKey).utf8)), String(Self.timestamp(date).prefix(8)))
+        signingKey(day: String(Self.timestamp(date).prefix(8)))
+    }
+
+    /// The signing key of a day (`yyyyMMdd`), derived once per day.
+    func signingKey(day: String) -> SymmetricKey {
+        if let cached = keyCache.entry(for: day) { return cached.key }
+        let key = deriveSigningKey(day: day)
+        keyCache.store(key, for: day)
+        return key
+    }
+
+    /// HMAC-SHA256 of `message` with the day's signing key, from an HMAC already keyed (the key
+    /// set-up is half the cost of a short message's HMAC).
+    func signingMAC(day: String, _ message: String) -> [UInt8] {
+        var mac: HMAC<SHA256>
+        if let cached = keyCache.entry(for: day) {
+            mac = cached.keyed
+        } else {
+            let key = deriveSigningKey(day: day)
+            keyCache.store(key, for: day)
+            mac = HMAC(key: key)
+        }
+        mac.update(data: Array(message.utf8))
+        return Array(mac.finalize())
+    }
+
+    private func deriveSigningKey(day: String) -> SymmetricKey {
+        let dateKey = Self.hmac(key: SymmetricKey(data: Array(("AWS4" + credentials.secretAccessKey).utf8)), day)
         let regionKey = Self.hmac(key: SymmetricKey(data: dateKey), region)
         let serviceKey = Self.hmac(key: SymmetricKey(data: regionKey), service)
         return SymmetricKey(data: Self.hmac(key: SymmetricKey(data: serviceKey), "aws4_request"))
@@ -114,7 +229,11 @@ public struct SigV4Signer: Sendable {
 
     /// `20150830/us-east-1/service/aws4_request`.
     public func scope(_ date: Date) -> String {
-        "\(Self.timestamp(date).prefix(8))/\(region)/\(service)/aws4_request"
+        scope(timestamp: Self.timestamp(date))
+    }
+
+    private func scope(timestamp: String) -> String {
+        "\(timestamp.prefix(8))/\(region)/\(service)/aws4_request"
     }
 
     // MARK: - Helpers
@@ -142,7 +261,24 @@ public struct SigV4Signer: Sendable {
     /// Trims and collapses runs of white space to one space (SigV4's "Trimall"), white space
     /// being what Python's `str.split()` splits on, as in botocore.
     static func trimAll(_ value: String) -> String {
-        String(String.UnicodeScalarView(
+        // Fast path: ASCII with nothing to trim or collapse (nearly every header) is returned as is.
+        var previousWasSpace = true
+        var clean = true
+        for byte in value.utf8 {
+            if byte >= 0x80 {
+                clean = false
+                break
+            }
+            let isSpace = byte == 0x20 || (0x09...0x0D).contains(byte) || (0x1C...0x1F).contains(byte)
+            if isSpace && (previousWasSpace || byte != 0x20) {
+                clean = false
+                break
+            }
+            previousWasSpace = isSpace
+        }
+        if clean && !previousWasSpace { return value }
+        if value.isEmpty { return value }
+        return String(String.UnicodeScalarView(
             value.unicodeScalars.split(whereSeparator: isWhiteSpace).joined(separator: [" "])
         ))
     }
@@ -151,6 +287,23 @@ public struct SigV4Signer: Sendable {
         switch scalar.value {
         case 0x09...0x0D, 0x1C...0x20, 0x85, 0xA0, 0x1680, 0x2000...0x200A, 0x2028, 0x2029, 0x202F, 0x205F, 0x3000: true
         default: false
+        }
+    }
+
+    /// Lower-cases a header name: ASCII byte by byte (the usual case), anything else as Python's
+    /// `str.lower()` would.
+    static func lowercasedASCII(_ name: String) -> String {
+        var hasUpper = false
+        for byte in name.utf8 {
+            if byte >= 0x80 { return name.lowercased() }
+            if byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") { hasUpper = true }
+        }
+        guard hasUpper else { return name }
+        return String(unsafeUninitializedCapacity: name.utf8.count) { buffer in
+            for (index, byte) in name.utf8.enumerated() {
+                buffer[index] = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte + 32 : byte
+            }
+            return name.utf8.count
         }
     }
 
@@ -217,13 +370,22 @@ public struct SigV4Signer: Sendable {
     }
 
     static func hex(_ bytes: some Sequence<UInt8>) -> String {
-        let hexDigits = Array("0123456789abcdef".utf8)
-        var output: [UInt8] = []
-        for byte in bytes {
-            output.append(hexDigits[Int(byte >> 4)])
-            output.append(hexDigits[Int(byte & 0x0F)])
+        hex(Array(bytes))
+    }
+
+    static func hex(_ bytes: [UInt8]) -> String {
+        let digits: StaticString = "0123456789abcdef"
+        return String(unsafeUninitializedCapacity: bytes.count * 2) { buffer in
+            digits.withUTF8Buffer { hexDigits in
+                var index = 0
+                for byte in bytes {
+                    buffer[index] = hexDigits[Int(byte >> 4)]
+                    buffer[index + 1] = hexDigits[Int(byte & 0x0F)]
+                    index += 2
+                }
+            }
+            return bytes.count * 2
         }
-        return String(decoding: output, as: UTF8.self)
     }
 }
 
@@ -232,4 +394,34 @@ public struct SigV4Error: Error, Sendable, CustomStringConvertible {
     public let message: String
     public init(message: String) { self.message = message }
     public var description: String { message }
+}
+
+/// The signing key of the current day, shared by copies of a signer.
+final class SigningKeyCache: Sendable {
+    struct Entry: Sendable {
+        let day: String
+        let key: SymmetricKey
+        /// An HMAC keyed with `key`, copied for each message.
+        let keyed: HMAC<SHA256>
+    }
+
+    private let current = Mutex<Entry?>(nil)
+    private let lastTimestamp = Mutex<(second: Int64, text: String)?>(nil)
+
+    /// The `X-Amz-Date` text, formatted once per second.
+    func timestamp(_ date: Date) -> String {
+        let second = Int64(date.timeIntervalSince1970.rounded(.down))
+        if let cached = lastTimestamp.withLock({ $0 }), cached.second == second { return cached.text }
+        let text = SigV4Signer.timestamp(date)
+        lastTimestamp.withLock { $0 = (second, text) }
+        return text
+    }
+
+    func entry(for day: String) -> Entry? {
+        current.withLock { $0?.day == day ? $0 : nil }
+    }
+
+    func store(_ key: SymmetricKey, for day: String) {
+        current.withLock { $0 = Entry(day: day, key: key, keyed: HMAC(key: key)) }
+    }
 }

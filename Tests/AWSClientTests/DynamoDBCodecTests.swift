@@ -87,3 +87,51 @@ struct DynamoDBCodecTests {
         }
     }
 }
+
+@Suite("JSONWriter says what the declared (Encodable) shapes say")
+struct JSONWriterTests {
+    /// Both encodings, normalised (parsed and re-serialised with sorted keys).
+    func normalised(_ bytes: [UInt8]) throws -> Data {
+        try JSONSerialization.data(withJSONObject: JSONSerialization.jsonObject(with: Data(bytes)), options: [.sortedKeys])
+    }
+
+    func expectSame<T: Encodable & JSONWritable>(_ input: T, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let declared = try normalised(Array(JSONEncoder().encode(input)))
+        let written = try normalised(input.jsonBytes)
+        #expect(declared == written, "\(String(decoding: written, as: UTF8.self))", sourceLocation: sourceLocation)
+    }
+
+    static let item: DynamoDBItem = [
+        "tenantId": .s("t\"q\\u\n"), "n": .n("1.5"), "b": .b([0, 1, 2, 250, 251]), "bool": .bool(false), "null": .null,
+        "l": .l([.s("x"), .m(["k": .ns(["1"])])]), "ss": .ss(["a"]), "bs": .bs([[1, 2, 3, 4]]), "emoji": .s("🚀 é"),
+    ]
+
+    @Test("every request shape")
+    func shapes() throws {
+        try expectSame(GetItemInput(TableName: "t", Key: Self.item))
+        try expectSame(PutItemInput(TableName: "t", Item: Self.item, ConditionExpression: "attribute_not_exists(#n0)", ExpressionAttributeNames: ["#n0": "resourceKey"]))
+        try expectSame(DeleteItemInput(TableName: "t", Key: Self.item, ConditionExpression: "#n0 = :v0", ExpressionAttributeNames: ["#n0": "v"], ExpressionAttributeValues: [":v0": .n("1")]))
+        try expectSame(UpdateItemInput(TableName: "t", Key: Self.item, UpdateExpression: "SET #n0 = :v0", ExpressionAttributeNames: ["#n0": "a"], ExpressionAttributeValues: [":v0": .s("b")], ReturnValues: "ALL_NEW"))
+        try expectSame(QueryInput(TableName: "t", IndexName: "i", KeyConditionExpression: "#n0 = :v0", ExpressionAttributeNames: ["#n0": "k"], ExpressionAttributeValues: [":v0": .s("x")], Limit: 5, ExclusiveStartKey: Self.item, ScanIndexForward: false, ConsistentRead: true))
+        try expectSame(BatchWriteItemInput(RequestItems: ["t": [.put(Self.item), .delete(["k": .s("v")])]]))
+        try expectSame(TransactWriteItemsInput(TransactItems: [
+            .put(.init(TableName: "t", Item: Self.item, ConditionExpression: nil, ExpressionAttributeNames: nil, ExpressionAttributeValues: nil)),
+            .delete(.init(TableName: "t", Key: ["k": .s("v")], ConditionExpression: "attribute_exists(#n0)", ExpressionAttributeNames: ["#n0": "k"], ExpressionAttributeValues: nil)),
+            .conditionCheck(.init(TableName: "t", Key: ["k": .s("w")], ConditionExpression: "#n0 = :v0", ExpressionAttributeNames: ["#n0": "n"], ExpressionAttributeValues: [":v0": .bool(true)])),
+        ], ClientRequestToken: "token"))
+        try expectSame(CreateTableInput(
+            TableName: "t", AttributeDefinitions: [.init("a", "S")], KeySchema: [.hash("a"), .range("b")],
+            GlobalSecondaryIndexes: [.init(IndexName: "i", KeySchema: [.hash("c")], Projection: .init(ProjectionType: "ALL"))]
+        ))
+        try expectSame(UpdateTimeToLiveInput(TableName: "t", TimeToLiveSpecification: .init(Enabled: true, AttributeName: "expiresAt")))
+        try expectSame(ScanCountInput(TableName: "t", ExclusiveStartKey: Self.item))
+    }
+
+    @Test("base64 of every length agrees with Foundation")
+    func base64() {
+        for length in 0..<40 {
+            let bytes = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }
+            #expect(Base64.encode(bytes) == Data(bytes).base64EncodedString())
+        }
+    }
+}

@@ -12,13 +12,12 @@ public struct DynamoDB: Sendable {
     }
 
     /// One operation: encodes the input, calls, decodes the output; errors become ``DynamoDBError``.
-    public func call<Output: Decodable>(_ operation: String, _ input: some Encodable, as: Output.Type = Output.self) async throws -> Output {
-        let body = try Self.encoder.encode(input)
+    public func call<Output: Decodable>(_ operation: String, _ input: some JSONWritable, as: Output.Type = Output.self) async throws -> Output {
         let response: [UInt8]
         do {
             response = try await client.jsonCall(
                 endpoint: endpoint, signingName: "dynamodb", target: "DynamoDB_20120810.\(operation)",
-                contentType: "application/x-amz-json-1.0", body: Array(body)
+                contentType: "application/x-amz-json-1.0", body: input.jsonBytes
             )
         } catch let error as AWSServiceError {
             throw DynamoDBError(error)
@@ -30,7 +29,6 @@ public struct DynamoDB: Sendable {
         }
     }
 
-    static let encoder = JSONEncoder()
     static let decoder = JSONDecoder()
 
     // MARK: - Items
@@ -90,7 +88,7 @@ public struct DynamoDB: Sendable {
     }
 }
 
-struct ScanCountInput: Encodable {
+struct ScanCountInput: Encodable, Sendable {
     var TableName: String
     var Select = "COUNT"
     var ExclusiveStartKey: DynamoDBItem?
@@ -363,8 +361,8 @@ public struct DescribeTimeToLiveOutput: Decodable, Sendable {
     public var TimeToLiveDescription: Description?
 }
 
-struct UpdateTimeToLiveInput: Encodable {
-    struct Specification: Encodable {
+struct UpdateTimeToLiveInput: Encodable, Sendable {
+    struct Specification: Encodable, Sendable {
         var Enabled: Bool
         var AttributeName: String
     }

@@ -1,0 +1,306 @@
+// The request shapes written with JSONWriter. Each stays Encodable too: a test checks that both
+// encodings say the same, so the fast one cannot drift from the declared shape.
+
+extension DynamoDBValue {
+    public func write(to writer: inout JSONWriter) {
+        writer.beginObject()
+        switch self {
+        case .s(let value): writer.field("S", value)
+        case .n(let value): writer.field("N", value)
+        case .b(let value): writer.field("B", Base64.encode(value))
+        case .bool(let value): writer.field("BOOL", value)
+        case .null: writer.field("NULL", true)
+        case .l(let values):
+            writer.key("L")
+            writer.beginArray()
+            for value in values { value.write(to: &writer) }
+            writer.endArray()
+        case .m(let members):
+            writer.key("M")
+            Self.write(members, to: &writer)
+        case .ss(let values):
+            writer.key("SS")
+            writer.beginArray()
+            for value in values { writer.string(value) }
+            writer.endArray()
+        case .ns(let values):
+            writer.key("NS")
+            writer.beginArray()
+            for value in values { writer.string(value) }
+            writer.endArray()
+        case .bs(let values):
+            writer.key("BS")
+            writer.beginArray()
+            for value in values { writer.string(Base64.encode(value)) }
+            writer.endArray()
+        }
+        writer.endObject()
+    }
+
+    /// An item (or any attribute map) as a JSON object.
+    public static func write(_ item: DynamoDBItem, to writer: inout JSONWriter) {
+        writer.beginObject()
+        for (name, value) in item {
+            writer.key(name)
+            value.write(to: &writer)
+        }
+        writer.endObject()
+    }
+}
+
+extension JSONWriter {
+    mutating func field(_ name: String, _ item: DynamoDBItem?) {
+        guard let item else { return }
+        key(name)
+        DynamoDBValue.write(item, to: &self)
+    }
+}
+
+/// Standard base64 without Foundation's Data round trip.
+enum Base64 {
+    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+
+    static func encode(_ bytes: [UInt8]) -> String {
+        var output: [UInt8] = []
+        output.reserveCapacity((bytes.count + 2) / 3 * 4)
+        var index = 0
+        while index + 2 < bytes.count {
+            let chunk = UInt32(bytes[index]) << 16 | UInt32(bytes[index + 1]) << 8 | UInt32(bytes[index + 2])
+            for shift in [18, 12, 6, 0] { output.append(alphabet[Int((chunk >> UInt32(shift)) & 0x3F)]) }
+            index += 3
+        }
+        let rest = bytes.count - index
+        if rest > 0 {
+            let chunk = UInt32(bytes[index]) << 16 | (rest == 2 ? UInt32(bytes[index + 1]) << 8 : 0)
+            output.append(alphabet[Int((chunk >> 18) & 0x3F)])
+            output.append(alphabet[Int((chunk >> 12) & 0x3F)])
+            output.append(rest == 2 ? alphabet[Int((chunk >> 6) & 0x3F)] : UInt8(ascii: "="))
+            output.append(UInt8(ascii: "="))
+        }
+        return String(decoding: output, as: UTF8.self)
+    }
+}
+
+extension Dictionary: JSONWritable where Key == String, Value == String {
+    public func write(to writer: inout JSONWriter) {
+        writer.beginObject()
+        for (name, value) in self {
+            writer.key(name)
+            writer.string(value)
+        }
+        writer.endObject()
+    }
+}
+
+extension GetItemInput: JSONWritable {
+    public func write(to writer: inout JSONWriter) {
+        writer.beginObject()
+        writer.field("TableName", TableName)
+        writer.field("Key", Key)
+        writer.field("ConsistentRead", ConsistentRead)
+        writer.endObject()
+    }
+}
+
+extension PutItemInput: JSONWritable {
+    public func write(to writer: inout JSONWriter) {
+        writer.beginObject()
+        writer.field("TableName", TableName)
+        writer.field("Item", Item)
+        writer.field("ConditionExpression", ConditionExpression)
+        writer.field("ExpressionAttributeNames", ExpressionAttributeNames)
+        writer.field("ExpressionAttributeValues", ExpressionAttributeValues)
+        writer.endObject()
+    }
+}
+
+extension DeleteItemInput: JSONWritable {
+    public func write(to writer: inout JSONWriter) {
+        writer.beginObject()
+        writer.field("TableName", TableName)
+        writer.field("Key", Key)
+        writer.field("ConditionExpression", ConditionExpression)
+        writer.field("ExpressionAttributeNames", ExpressionAttributeNames)
+        writer.field("ExpressionAttributeValues", ExpressionAttributeValues)
+        writer.endObject()
+    }
+}
+
+extension UpdateItemInput: JSONWritable {
+    public func write(to writer: inout JSONWriter) {
+        writer.beginObject()
+        writer.field("TableName", TableName)
+        writer.field("Key", Key)
+        writer.field("UpdateExpression", UpdateExpression)
+        writer.field("ConditionExpression", ConditionExpression)
+        writer.field("ExpressionAttributeNames", ExpressionAttributeNames)
+        writer.field("ExpressionAttributeValues", ExpressionAttributeValues)
+        writer.field("ReturnValues", ReturnValues)
+        writer.endObject()
+    }
+}
+
+extension QueryInput: JSONWritable {
+    public func write(to writer: inout JSONWriter) {
+        writer.beginObject()
+        writer.field("TableName", TableName)
+        writer.field("IndexName", IndexName)
+        writer.field("KeyConditionExpression", KeyConditionExpression)
+        writer.field("ExpressionAttributeNames", ExpressionAttributeNames)
+        writer.field("ExpressionAttributeValues", ExpressionAttributeValues)
+        writer.field("Limit", Limit)
+        writer.field("ExclusiveStartKey", ExclusiveStartKey)
+        writer.field("ScanIndexForward", ScanIndexForward)
+        writer.field("ConsistentRead", ConsistentRead)
+        writer.endObject()
+    }
+}
+
+extension WriteRequest {
+    func write(to writer: inout JSONWriter) {
+        writer.beginObject()
+        if let put = self.PutRequest {
+            writer.key("PutRequest")
+            writer.beginObject()
+            writer.field("Item", put.Item)
+            writer.endObject()
+        }
+        if let delete = self.DeleteRequest {
+            writer.key("DeleteRequest")
+            writer.beginObject()
+            writer.field("Key", delete.Key)
+            writer.endObject()
+        }
+        writer.endObject()
+    }
+}
+
+extension BatchWriteItemInput: JSONWritable {
+    public func write(to writer: inout JSONWriter) {
+        writer.beginObject()
+        writer.key("RequestItems")
+        writer.beginObject()
+        for (table, requests) in RequestItems {
+            writer.key(table)
+            writer.beginArray()
+            for request in requests { request.write(to: &writer) }
+            writer.endArray()
+        }
+        writer.endObject()
+        writer.endObject()
+    }
+}
+
+extension TransactWriteItemsInput: JSONWritable {
+    public func write(to writer: inout JSONWriter) {
+        writer.beginObject()
+        writer.key("TransactItems")
+        writer.beginArray()
+        for item in TransactItems {
+            writer.beginObject()
+            if let put = item.Put {
+                writer.key("Put")
+                writer.beginObject()
+                writer.field("TableName", put.TableName)
+                writer.field("Item", put.Item)
+                writer.field("ConditionExpression", put.ConditionExpression)
+                writer.field("ExpressionAttributeNames", put.ExpressionAttributeNames)
+                writer.field("ExpressionAttributeValues", put.ExpressionAttributeValues)
+                writer.endObject()
+            }
+            if let delete = item.Delete {
+                writer.key("Delete")
+                writer.beginObject()
+                writer.field("TableName", delete.TableName)
+                writer.field("Key", delete.Key)
+                writer.field("ConditionExpression", delete.ConditionExpression)
+                writer.field("ExpressionAttributeNames", delete.ExpressionAttributeNames)
+                writer.field("ExpressionAttributeValues", delete.ExpressionAttributeValues)
+                writer.endObject()
+            }
+            if let check = item.ConditionCheck {
+                writer.key("ConditionCheck")
+                writer.beginObject()
+                writer.field("TableName", check.TableName)
+                writer.field("Key", check.Key)
+                writer.field("ConditionExpression", check.ConditionExpression)
+                writer.field("ExpressionAttributeNames", check.ExpressionAttributeNames)
+                writer.field("ExpressionAttributeValues", check.ExpressionAttributeValues)
+                writer.endObject()
+            }
+            writer.endObject()
+        }
+        writer.endArray()
+        writer.field("ClientRequestToken", ClientRequestToken)
+        writer.endObject()
+    }
+}
+
+extension CreateTableInput: JSONWritable {
+    public func write(to writer: inout JSONWriter) {
+        func keySchema(_ elements: [KeySchemaElement]) {
+            writer.key("KeySchema")
+            writer.beginArray()
+            for element in elements {
+                writer.beginObject()
+                writer.field("AttributeName", element.AttributeName)
+                writer.field("KeyType", element.KeyType)
+                writer.endObject()
+            }
+            writer.endArray()
+        }
+        writer.beginObject()
+        writer.field("TableName", TableName)
+        writer.key("AttributeDefinitions")
+        writer.beginArray()
+        for definition in AttributeDefinitions {
+            writer.beginObject()
+            writer.field("AttributeName", definition.AttributeName)
+            writer.field("AttributeType", definition.AttributeType)
+            writer.endObject()
+        }
+        writer.endArray()
+        keySchema(KeySchema)
+        writer.field("BillingMode", BillingMode)
+        if let GlobalSecondaryIndexes {
+            writer.key("GlobalSecondaryIndexes")
+            writer.beginArray()
+            for index in GlobalSecondaryIndexes {
+                writer.beginObject()
+                writer.field("IndexName", index.IndexName)
+                keySchema(index.KeySchema)
+                writer.key("Projection")
+                writer.beginObject()
+                writer.field("ProjectionType", index.Projection.ProjectionType)
+                writer.endObject()
+                writer.endObject()
+            }
+            writer.endArray()
+        }
+        writer.endObject()
+    }
+}
+
+extension UpdateTimeToLiveInput: JSONWritable {
+    func write(to writer: inout JSONWriter) {
+        writer.beginObject()
+        writer.field("TableName", TableName)
+        writer.key("TimeToLiveSpecification")
+        writer.beginObject()
+        writer.field("Enabled", TimeToLiveSpecification.Enabled)
+        writer.field("AttributeName", TimeToLiveSpecification.AttributeName)
+        writer.endObject()
+        writer.endObject()
+    }
+}
+
+extension ScanCountInput: JSONWritable {
+    func write(to writer: inout JSONWriter) {
+        writer.beginObject()
+        writer.field("TableName", TableName)
+        writer.field("Select", Select)
+        writer.field("ExclusiveStartKey", ExclusiveStartKey)
+        writer.field("ConsistentRead", ConsistentRead)
+        writer.endObject()
+    }
+}
