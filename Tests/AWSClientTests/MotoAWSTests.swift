@@ -182,3 +182,57 @@ final class FaultInjectingProxy: Sendable {
         }
     }
 }
+
+@Suite("DynamoDB operations on moto")
+struct DynamoDBOperationTests {
+    @Test("UpdateItem with a reserved-word attribute and a condition; BatchWriteItem beyond 25 writes; Query pages")
+    func operations() async throws {
+        guard let moto = try await ifAvailable("DynamoDB operations", { try await MotoServer.shared() }) else { return }
+        let dynamoDB = moto.dynamoDB()
+        let table = "ops-\(UUID().uuidString.prefix(8).lowercased())"
+        try await DynamoDBTable.create(dynamoDB, name: table)
+        let key: DynamoDBItem = ["tenantId": .s("t1"), "resourceKey": .s("TENANT#t1")]
+        try await dynamoDB.putItem(PutItemInput(TableName: table, Item: key.merging(["status": .s("ACTIVE"), "version": .n("1")]) { $1 }))
+
+        var builder = ExpressionBuilder()
+        let update = "SET \(builder.name("status")) = \(builder.value(.s("SUSPENDED"))), \(builder.name("version")) = \(builder.name("version")) + \(builder.value(.n("1")))"
+        let condition = "\(builder.name("version")) = \(builder.value(.n("1")))"
+        let updated = try await dynamoDB.updateItem(UpdateItemInput(
+            TableName: table, Key: key, UpdateExpression: update, ConditionExpression: condition,
+            ExpressionAttributeNames: builder.namesOrNil, ExpressionAttributeValues: builder.valuesOrNil, ReturnValues: "ALL_NEW"
+        ))
+        #expect(updated.Attributes?["status"] == .s("SUSPENDED"))
+        #expect(updated.Attributes?["version"] == .n("2"))
+        let stale = await #expect(throws: DynamoDBError.self) {
+            _ = try await dynamoDB.updateItem(UpdateItemInput(
+                TableName: table, Key: key, UpdateExpression: update, ConditionExpression: condition,
+                ExpressionAttributeNames: builder.namesOrNil, ExpressionAttributeValues: builder.valuesOrNil
+            ))
+        }
+        #expect(stale?.code == .conditionalCheckFailed)
+
+        let writes = (0..<60).map { WriteRequest.put(["tenantId": .s("t2"), "resourceKey": .s(String(format: "EVENT#%03d", $0)), "n": .n(String($0))]) }
+        try await dynamoDB.batchWriteItem(BatchWriteItemInput(RequestItems: [table: writes]))
+        var names = ExpressionBuilder()
+        let keyCondition = "\(names.name("tenantId")) = \(names.value(.s("t2")))"
+        var seen: [String] = []
+        var start: DynamoDBItem?
+        var pages = 0
+        repeat {
+            let page = try await dynamoDB.query(QueryInput(
+                TableName: table, KeyConditionExpression: keyCondition, ExpressionAttributeNames: names.namesOrNil,
+                ExpressionAttributeValues: names.valuesOrNil, Limit: 25, ExclusiveStartKey: start, ConsistentRead: true
+            ))
+            seen += (page.Items ?? []).compactMap { if case .s(let key)? = $0["resourceKey"] { key } else { nil } }
+            start = page.LastEvaluatedKey
+            pages += 1
+        } while start != nil && pages < 10
+        #expect(seen == (0..<60).map { String(format: "EVENT#%03d", $0) })
+        #expect(pages >= 3)
+
+        try await dynamoDB.batchWriteItem(BatchWriteItemInput(RequestItems: [table: (0..<30).map {
+            WriteRequest.delete(["tenantId": .s("t2"), "resourceKey": .s(String(format: "EVENT#%03d", $0))])
+        }]))
+        #expect(try await dynamoDB.countItems(table: table) == 31)
+    }
+}

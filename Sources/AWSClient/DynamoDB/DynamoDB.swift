@@ -42,9 +42,21 @@ public struct DynamoDB: Sendable {
         _ = try await call("TransactWriteItems", input, as: Empty.self)
     }
 
-    /// BatchWriteItem, re-sending `UnprocessedItems` with backoff until none are left.
+    /// DynamoDB's limit of write requests per `BatchWriteItem` call.
+    public static let maxBatchWrites = 25
+
+    /// BatchWriteItem: any number of writes, sent 25 at a time, each call's `UnprocessedItems`
+    /// re-sent with backoff until none are left.
     public func batchWriteItem(_ input: BatchWriteItemInput) async throws {
-        var pending = input.RequestItems
+        let all = input.RequestItems.flatMap { table, requests in requests.map { (table, $0) } }
+        for start in stride(from: 0, to: all.count, by: Self.maxBatchWrites) {
+            let chunk = all[start..<min(start + Self.maxBatchWrites, all.count)]
+            try await batchWriteChunk(Dictionary(grouping: chunk, by: \.0).mapValues { $0.map(\.1) })
+        }
+    }
+
+    private func batchWriteChunk(_ requests: [String: [WriteRequest]]) async throws {
+        var pending = requests
         var attempt = 0
         while !pending.isEmpty {
             attempt += 1
