@@ -12,6 +12,8 @@ struct OpenedStore: Sendable {
     let summary: String
     /// Set for DynamoDB: the client, to create tables with.
     let dynamoDB: DynamoDB?
+    /// The DynamoDB table (for SQLite, the configured name, unused).
+    let table: String
     private let closeAction: @Sendable () async -> Void
 
     func close() async { await closeAction() }
@@ -30,7 +32,7 @@ struct OpenedStore: Sendable {
             } catch {
                 throw ConfigurationError(description: "\(error)")
             }
-            return OpenedStore(store: store, summary: "database: \(store.path)", dynamoDB: nil, closeAction: {})
+            return OpenedStore(store: store, summary: "database: \(store.path)", dynamoDB: nil, table: configuration.table, closeAction: {})
         case .dynamodb:
             let dynamoDB = try dynamoDBClient(configuration, environment: environment, logger: logger)
             let store = DynamoDBTenantStore(dynamoDB: dynamoDB, table: configuration.table)
@@ -38,6 +40,7 @@ struct OpenedStore: Sendable {
                 store: store,
                 summary: "store: DynamoDB table \(configuration.table) at \(dynamoDB.endpoint) (\(dynamoDB.client.region))",
                 dynamoDB: dynamoDB,
+                table: configuration.table,
                 closeAction: { try? await dynamoDB.client.shutdown() }
             )
             if checkTable {

@@ -119,25 +119,8 @@ struct AdminTokenCommand: AsyncParsableCommand {
         @OptionGroup var storeOptions: StoreOptions
 
         func run() async throws {
-            let configuration: StoreConfiguration
-            do {
-                configuration = try StoreConfiguration.resolve(SettingsReader(flags: storeOptions.flags, environment: ProcessInfo.processInfo.environment))
-            } catch {
-                throw Console.fail(error.description, exitCode: .validationFailure)
-            }
-            let opened: OpenedStore
-            do {
-                opened = try await OpenedStore.open(configuration, logger: TableCommand.Create.quietLogger)
-            } catch {
-                throw Console.fail("\(error)", exitCode: .failure)
-            }
-            do {
-                let token = try await AdminTokenRecord.rotate(store: opened.store)
-                await opened.close()
-                Console.line(token)
-            } catch {
-                await opened.close()
-                throw Console.fail("\(error)", exitCode: .failure)
+            try await storeOptions.withStore { opened in
+                Console.line(try await AdminTokenRecord.rotate(store: opened.store))
             }
         }
     }
@@ -158,37 +141,14 @@ struct TableCommand: AsyncParsableCommand {
 
         @OptionGroup var storeOptions: StoreOptions
 
-        /// One-shot commands print their own result; only warnings go to the log.
-        static var quietLogger: Logger {
-            var logger = Logger(label: "onboard")
-            logger.logLevel = .warning
-            return logger
-        }
-
         func run() async throws {
-            var configuration: StoreConfiguration
-            do {
-                configuration = try StoreConfiguration.resolve(SettingsReader(flags: storeOptions.flags, environment: ProcessInfo.processInfo.environment))
-            } catch {
-                throw Console.fail(error.description, exitCode: .validationFailure)
-            }
-            configuration.kind = .dynamodb
-            let opened: OpenedStore
-            do {
-                opened = try await OpenedStore.open(configuration, logger: Self.quietLogger, checkTable: false)
-            } catch {
-                throw Console.fail("\(error)", exitCode: .failure)
-            }
-            do {
-                let created = try await DynamoDBTable.create(opened.dynamoDB!, name: configuration.table)
-                await opened.close()
+            try await storeOptions.withStore(kind: .dynamodb, checkTable: false) { opened in
+                guard let dynamoDB = opened.dynamoDB else { return }
+                let created = try await DynamoDBTable.create(dynamoDB, name: opened.table)
                 Console.line(
-                    "table \(configuration.table) \(created ? "created" : "already existed") at \(opened.dynamoDB!.endpoint): "
+                    "table \(opened.table) \(created ? "created" : "already existed") at \(dynamoDB.endpoint): "
                         + "active, index \(DynamoDBTable.tenantIndex), TTL on \(DynamoDBTable.ttlAttribute)"
                 )
-            } catch {
-                await opened.close()
-                throw Console.fail("cannot create the table \(configuration.table): \(error)", exitCode: .failure)
             }
         }
     }
@@ -219,6 +179,35 @@ struct StoreOptions: ParsableArguments {
             Setting.store.key: store, Setting.database.key: database, Setting.table.key: table,
             Setting.dynamoDBEndpoint.key: dynamodbEndpoint, Setting.region.key: region,
         ].compactMapValues { $0 }
+    }
+
+    /// For one-shot commands: resolves the settings (exit 64 when invalid), opens the store
+    /// (exit 1 when it cannot be), runs `body`, closes the store (exit 1 when `body` fails).
+    /// - Parameter kind: forces the store kind (`table create` is about DynamoDB whatever `--store` says).
+    func withStore(kind: StoreConfiguration.Kind? = nil, checkTable: Bool = true, _ body: (OpenedStore) async throws -> Void) async throws {
+        var configuration: StoreConfiguration
+        do {
+            configuration = try StoreConfiguration.resolve(SettingsReader(flags: flags, environment: ProcessInfo.processInfo.environment))
+        } catch {
+            throw Console.fail(error.description, exitCode: .validationFailure)
+        }
+        if let kind { configuration.kind = kind }
+        // One-shot commands print their own result; only warnings go to the log.
+        var logger = Logger(label: "onboard")
+        logger.logLevel = .warning
+        let opened: OpenedStore
+        do {
+            opened = try await OpenedStore.open(configuration, logger: logger, checkTable: checkTable)
+        } catch {
+            throw Console.fail("\(error)", exitCode: .failure)
+        }
+        do {
+            try await body(opened)
+            await opened.close()
+        } catch {
+            await opened.close()
+            throw Console.fail("\(error)", exitCode: .failure)
+        }
     }
 }
 

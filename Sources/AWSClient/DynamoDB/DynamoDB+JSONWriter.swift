@@ -54,6 +54,17 @@ extension JSONWriter {
         key(name)
         DynamoDBValue.write(item, to: &self)
     }
+
+    /// The members every conditional write has: table, item or key, condition and its placeholders.
+    mutating func conditionalWrite(
+        table: String, itemName: String, item: DynamoDBItem, condition: String?, names: [String: String]?, values: DynamoDBItem?
+    ) {
+        field("TableName", table)
+        field(itemName, item)
+        field("ConditionExpression", condition)
+        field("ExpressionAttributeNames", names)
+        field("ExpressionAttributeValues", values)
+    }
 }
 
 /// Standard base64 without Foundation's Data round trip.
@@ -105,11 +116,10 @@ extension GetItemInput: JSONWritable {
 extension PutItemInput: JSONWritable {
     public func write(to writer: inout JSONWriter) {
         writer.beginObject()
-        writer.field("TableName", TableName)
-        writer.field("Item", Item)
-        writer.field("ConditionExpression", ConditionExpression)
-        writer.field("ExpressionAttributeNames", ExpressionAttributeNames)
-        writer.field("ExpressionAttributeValues", ExpressionAttributeValues)
+        writer.conditionalWrite(
+            table: TableName, itemName: "Item", item: Item, condition: ConditionExpression,
+            names: ExpressionAttributeNames, values: ExpressionAttributeValues
+        )
         writer.endObject()
     }
 }
@@ -117,11 +127,10 @@ extension PutItemInput: JSONWritable {
 extension DeleteItemInput: JSONWritable {
     public func write(to writer: inout JSONWriter) {
         writer.beginObject()
-        writer.field("TableName", TableName)
-        writer.field("Key", Key)
-        writer.field("ConditionExpression", ConditionExpression)
-        writer.field("ExpressionAttributeNames", ExpressionAttributeNames)
-        writer.field("ExpressionAttributeValues", ExpressionAttributeValues)
+        writer.conditionalWrite(
+            table: TableName, itemName: "Key", item: Key, condition: ConditionExpression,
+            names: ExpressionAttributeNames, values: ExpressionAttributeValues
+        )
         writer.endObject()
     }
 }
@@ -201,31 +210,28 @@ extension TransactWriteItemsInput: JSONWritable {
             if let put = item.Put {
                 writer.key("Put")
                 writer.beginObject()
-                writer.field("TableName", put.TableName)
-                writer.field("Item", put.Item)
-                writer.field("ConditionExpression", put.ConditionExpression)
-                writer.field("ExpressionAttributeNames", put.ExpressionAttributeNames)
-                writer.field("ExpressionAttributeValues", put.ExpressionAttributeValues)
+                writer.conditionalWrite(
+                    table: put.TableName, itemName: "Item", item: put.Item, condition: put.ConditionExpression,
+                    names: put.ExpressionAttributeNames, values: put.ExpressionAttributeValues
+                )
                 writer.endObject()
             }
             if let delete = item.Delete {
                 writer.key("Delete")
                 writer.beginObject()
-                writer.field("TableName", delete.TableName)
-                writer.field("Key", delete.Key)
-                writer.field("ConditionExpression", delete.ConditionExpression)
-                writer.field("ExpressionAttributeNames", delete.ExpressionAttributeNames)
-                writer.field("ExpressionAttributeValues", delete.ExpressionAttributeValues)
+                writer.conditionalWrite(
+                    table: delete.TableName, itemName: "Key", item: delete.Key, condition: delete.ConditionExpression,
+                    names: delete.ExpressionAttributeNames, values: delete.ExpressionAttributeValues
+                )
                 writer.endObject()
             }
             if let check = item.ConditionCheck {
                 writer.key("ConditionCheck")
                 writer.beginObject()
-                writer.field("TableName", check.TableName)
-                writer.field("Key", check.Key)
-                writer.field("ConditionExpression", check.ConditionExpression)
-                writer.field("ExpressionAttributeNames", check.ExpressionAttributeNames)
-                writer.field("ExpressionAttributeValues", check.ExpressionAttributeValues)
+                writer.conditionalWrite(
+                    table: check.TableName, itemName: "Key", item: check.Key, condition: check.ConditionExpression,
+                    names: check.ExpressionAttributeNames, values: check.ExpressionAttributeValues
+                )
                 writer.endObject()
             }
             writer.endObject()
