@@ -125,7 +125,7 @@ extension Problem {
     static func invalidCursor() -> Problem {
         Problem(
             .badRequest, code: "invalid-cursor", title: "Invalid cursor",
-            detail: "The cursor was not issued by this listing (or was issued for the other order); start again without one"
+            detail: "A cursor is 1 to 512 characters of A-Z a-z 0-9 - _: pass nextCursor back as it was given"
         )
     }
 

@@ -64,7 +64,7 @@ struct ListingTests {
         }
     }
 
-    @Test("bad parameters and foreign cursors are 400 problems; the listing is for the admin")
+    @Test("bad parameters and cursors are 400 problems; any cursor is a position in either order; the listing is for the admin")
     func badRequests() async throws {
         try await TestServer.run { api, _ in
             let admin: HTTPFields = [.authorization: "Bearer \(TestServer.adminToken)"]
@@ -73,18 +73,30 @@ struct ListingTests {
                 #expect(response.status == 400, "\(path)")
                 #expect(response["code"] == "bad-request")
             }
-            for cursor in ["not-base64!!", "Zm9v", String(repeating: "A", count: 600)] {
+            for cursor in ["not-base64!!", "", "a%20b", String(repeating: "A", count: 513)] {
                 let response = try await api.send(.get, "/tenants?cursor=\(cursor)", headers: admin)
-                #expect(response.status == 400)
+                #expect(response.status == 400, "\(cursor)")
                 #expect(response["code"] == "invalid-cursor")
             }
+            var created: [String] = []
             for index in 0..<3 {
-                try await api.onboard(#"{"clientName": "C\#(index)", "clientPhone": "+3312345678\#(index)"}"#)
+                let response = try await api.onboard(#"{"clientName": "C\#(index)", "clientPhone": "+3312345678\#(index)"}"#)
+                created.append(try #require(response["tenantId"]))
             }
-            let first = try await api.send(.get, "/tenants?limit=1", headers: admin)
+            // Any base64url text is a position: "MA" is "0", before every timestamp.
+            let fromStart = try await api.send(.get, "/tenants?order=oldest&cursor=MA", headers: admin)
+            guard case .list(let all)? = fromStart.json["tenants"] else {
+                Issue.record("no tenants array")
+                return
+            }
+            #expect(all.count == 3)
+            // A cursor is a position in creation order, usable in either order.
+            let first = try await api.send(.get, "/tenants?limit=2&order=oldest", headers: admin)
             let cursor = try #require(first["nextCursor"])
-            let otherOrder = try await api.send(.get, "/tenants?order=oldest&cursor=\(cursor)", headers: admin)
-            #expect(otherOrder["code"] == "invalid-cursor", "a cursor belongs to its order")
+            let newerThanSecond = try await api.send(.get, "/tenants?order=oldest&cursor=\(cursor)", headers: admin)
+            let olderThanSecond = try await api.send(.get, "/tenants?order=newest&cursor=\(cursor)", headers: admin)
+            #expect(newerThanSecond.json["tenants"].flatMap { if case .list(let page) = $0 { page.compactMap { $0.mapValue?["tenantId"]?.stringValue } } else { nil } } == [created[2]])
+            #expect(olderThanSecond.json["tenants"].flatMap { if case .list(let page) = $0 { page.compactMap { $0.mapValue?["tenantId"]?.stringValue } } else { nil } } == [created[0]])
             #expect(try await api.send(.get, "/tenants").status == 401)
         }
     }

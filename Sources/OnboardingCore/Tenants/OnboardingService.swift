@@ -116,7 +116,7 @@ public struct TenantService: Sendable {
     /// - Throws: ``OnboardingError`` `.invalidCursor` for a cursor this listing did not issue.
     public func tenants(limit: Int, cursor: String?, newestFirst: Bool = true) async throws -> TenantPage {
         let limit = min(max(limit, 1), Self.maxPageSize)
-        let start = try cursor.map { try ListCursor.decode($0, newestFirst: newestFirst) }
+        let start = try cursor.map { cursor throws(OnboardingError) in try ListCursor.decode(cursor) }
         let store = self.store
         let items = try await withThrowingTaskGroup(of: [Item].self) { group in
             for shard in ListIndex.shards {
@@ -135,26 +135,52 @@ public struct TenantService: Sendable {
         }
         let page = sorted.prefix(limit)
         let tenants = try page.map { try Tenant(item: $0.item) }
-        let next = sorted.count > limit ? page.last.map { ListCursor.encode($0.key, newestFirst: newestFirst) } : nil
+        let next = sorted.count > limit ? page.last.map { ListCursor.encode($0.key) } : nil
         return TenantPage(tenants: tenants, nextCursor: next)
     }
 }
 
-/// The listing's opaque cursor: base64url of `a:` or `d:` (the order) and the last index key.
+/// The listing's opaque cursor: the last index key of a page, base64url without padding.
+///
+/// Any text over the base64url alphabet (1-512 characters, what openapi.yaml documents) is a
+/// cursor: it decodes to some key, and the listing continues after that key in the order asked.
+/// So a cursor never fails for being "foreign", and a client that follows `nextCursor` gets
+/// every tenant once.
 enum ListCursor {
-    static func encode(_ key: String, newestFirst: Bool) -> String {
-        Data(((newestFirst ? "d:" : "a:") + key).utf8).base64EncodedString()
+    static let maxLength = 512
+
+    static func encode(_ key: String) -> String {
+        Data(key.utf8).base64EncodedString()
             .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
     }
 
-    static func decode(_ cursor: String, newestFirst: Bool) throws(OnboardingError) -> String {
-        var base64 = cursor.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
-        guard cursor.count <= 512, let data = Data(base64Encoded: base64), let text = String(data: data, encoding: .utf8),
-            text.hasPrefix(newestFirst ? "d:" : "a:"), text.count > 2
-        else {
-            throw OnboardingError(.invalidCursor, "the cursor is not one this listing issued (or was issued for the other order)")
+    static func decode(_ cursor: String) throws(OnboardingError) -> String {
+        var bits: UInt32 = 0
+        var bitCount = 0
+        var bytes: [UInt8] = []
+        guard (1...maxLength).contains(cursor.utf8.count) else { throw invalid }
+        for byte in cursor.utf8 {
+            let value: UInt8
+            switch byte {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"): value = byte - UInt8(ascii: "A")
+            case UInt8(ascii: "a")...UInt8(ascii: "z"): value = byte - UInt8(ascii: "a") + 26
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): value = byte - UInt8(ascii: "0") + 52
+            case UInt8(ascii: "-"): value = 62
+            case UInt8(ascii: "_"): value = 63
+            default: throw invalid
+            }
+            bits = bits << 6 | UInt32(value)
+            bitCount += 6
+            if bitCount >= 8 {
+                bitCount -= 8
+                bytes.append(UInt8(truncatingIfNeeded: bits >> UInt32(bitCount)))
+            }
         }
-        return String(text.dropFirst(2))
+        // Leftover bits (fewer than 8) are padding; bytes that are not UTF-8 are repaired.
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    private static var invalid: OnboardingError {
+        OnboardingError(.invalidCursor, "a cursor is 1 to \(maxLength) characters of A-Z a-z 0-9 - _ (pass nextCursor as it was given)")
     }
 }
