@@ -74,6 +74,19 @@ let package = Package(
             dependencies: ["AWSClient", "SigV4"],
             swiftSettings: swiftSettings
         ),
+        // The Lambda custom runtime: the Runtime API loop and API Gateway events ⇄ HTTP.
+        .target(
+            name: "LambdaRuntime",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // The embedded single table on SQLite (GRDB, WAL, group commit).
         .target(
             name: "OnboardingSQLite",
@@ -109,6 +122,7 @@ let package = Package(
                 "OnboardingHTTP",
                 "AWSClient",
                 "SigV4",
+                "LambdaRuntime",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Configuration", package: "swift-configuration"),
@@ -177,6 +191,20 @@ let package = Package(
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
+            swiftSettings: testSwiftSettings
+        ),
+        .testTarget(
+            name: "LambdaRuntimeTests",
+            dependencies: [
+                "LambdaRuntime",
+                "OnboardingCore",
+                "OnboardingHTTP",
+                "OnboardingSQLite",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            exclude: ["Events"],
             swiftSettings: testSwiftSettings
         ),
         // The store contract's semantics, run against every store.

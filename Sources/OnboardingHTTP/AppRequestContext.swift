@@ -1,5 +1,6 @@
 import Hummingbird
 import HummingbirdAuth
+import Logging
 import OnboardingCore
 
 /// The per-request state every route and middleware sees.
@@ -10,10 +11,28 @@ public struct AppRequestContext: AuthRequestContext, RequestContext {
     /// The request id (`X-Request-Id`), set by ``RequestIDMiddleware`` and in every log line.
     public var requestID: String
 
+    /// Claims an authorizer in front of the service already verified (API Gateway with a
+    /// Cognito authorizer); empty when there is none.
+    public var authorizerClaims: [String: String]
+
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
         self.identity = nil
         self.requestID = ""
+        self.authorizerClaims = [:]
+    }
+
+    /// A context for a request that did not come through the HTTP server (an API Gateway event
+    /// in Lambda).
+    public init(logger: Logger, authorizerClaims: [String: String]) {
+        self.coreContext = .init(source: LoggerSource(logger: logger))
+        self.identity = nil
+        self.requestID = ""
+        self.authorizerClaims = authorizerClaims
+    }
+
+    private struct LoggerSource: RequestContextSource {
+        let logger: Logger
     }
 
     /// Every request body the API accepts fits in 64 KiB; larger ones get `413`.

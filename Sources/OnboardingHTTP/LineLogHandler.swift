@@ -22,22 +22,33 @@ import OnboardingCore
 /// It exists because swift-log's `StreamLogHandler` (local-time formatting and a locked,
 /// flushed stdio stream per line) cost about a third of the onboarding throughput.
 public struct LineLogHandler: LogHandler {
+    /// How a line looks.
+    public enum Format: Sendable {
+        /// `2026-… info onboard: message key=value …`, for terminals and files.
+        case text
+        /// One JSON object per line (`time`, `level`, `logger`, `message`, then the metadata),
+        /// as CloudWatch Logs Insights reads them.
+        case json
+    }
+
     public var metadata: Logger.Metadata = [:]
     public var metadataProvider: Logger.MetadataProvider?
     public var logLevel: Logger.Level = .info
     private let label: String
     private let fileDescriptor: Int32
+    private let format: Format
 
     /// A handler writing to standard output.
-    public static func standardOutput(label: String, level: Logger.Level) -> LineLogHandler {
-        var handler = LineLogHandler(label: label, fileDescriptor: 1)
+    public static func standardOutput(label: String, level: Logger.Level, format: Format = .text) -> LineLogHandler {
+        var handler = LineLogHandler(label: label, fileDescriptor: 1, format: format)
         handler.logLevel = level
         return handler
     }
 
-    public init(label: String, fileDescriptor: Int32) {
+    public init(label: String, fileDescriptor: Int32, format: Format = .text) {
         self.label = label
         self.fileDescriptor = fileDescriptor
+        self.format = format
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -52,6 +63,17 @@ public struct LineLogHandler: LogHandler {
         }
         if let explicit = event.metadata, !explicit.isEmpty {
             merged.merge(explicit) { _, new in new }
+        }
+        if format == .json {
+            var object: [String: AttributeValue] = [
+                "time": .string(Timestamp.format(.now)), "level": .string(event.level.rawValue),
+                "logger": .string(label), "message": .string(event.message.description),
+            ]
+            for (key, value) in merged where object[key] == nil { object[key] = .string(value.description) }
+            var line = JSONCodec.serializeBytes(.map(object))
+            line.append(UInt8(ascii: "\n"))
+            Self.writeAll(line, to: fileDescriptor)
+            return
         }
         var line = Array(Timestamp.format(.now).utf8)
         line.reserveCapacity(160)

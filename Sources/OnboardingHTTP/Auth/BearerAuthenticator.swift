@@ -87,31 +87,34 @@ public enum Access: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
-/// Accepts the admin token whose hash is stored in the database, re-reading the hash at most
-/// every `refreshInterval`, so `onboard admin-token rotate` takes effect on running servers.
+/// Accepts the admin token whose hash is stored in the store, re-reading the hash at most every
+/// `refreshInterval`, so `onboard admin-token rotate` takes effect on running servers.
 public final class StoredAdminTokenVerifier: CredentialVerifier {
     private struct Cache {
-        var credential: AdminCredential
-        var fetchedAt: ContinuousClock.Instant
+        var credential: AdminCredential?
+        var fetchedAt: ContinuousClock.Instant?
     }
 
     private let store: any TenantStore
     private let refreshInterval: Duration
     private let cache: Mutex<Cache>
 
-    public init(store: any TenantStore, credential: AdminCredential, refreshInterval: Duration = .seconds(5)) {
+    /// - Parameter credential: the hash already read at start-up; `nil` reads it on first use
+    ///   (Lambda: no store call before the first request needs one).
+    public init(store: any TenantStore, credential: AdminCredential?, refreshInterval: Duration = .seconds(5)) {
         self.store = store
         self.refreshInterval = refreshInterval
-        self.cache = Mutex(Cache(credential: credential, fetchedAt: .now))
+        self.cache = Mutex(Cache(credential: credential, fetchedAt: credential == nil ? nil : .now))
     }
 
     public func principal(for token: String) async throws -> Principal? {
         let cached = cache.withLock { $0 }
         var credential = cached.credential
-        if ContinuousClock.now - cached.fetchedAt > refreshInterval {
+        if cached.fetchedAt.map({ ContinuousClock.now - $0 > refreshInterval }) ?? true {
             if let stored = try await AdminTokenRecord.load(store) { credential = stored }
-            cache.withLock { $0 = Cache(credential: credential, fetchedAt: .now) }
+            let fresh = credential
+            cache.withLock { $0 = Cache(credential: fresh, fetchedAt: .now) }
         }
-        return credential.matches(token) ? .admin : nil
+        return credential?.matches(token) == true ? .admin : nil
     }
 }

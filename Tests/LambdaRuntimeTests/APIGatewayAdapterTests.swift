@@ -1,0 +1,145 @@
+import Foundation
+import Hummingbird
+import LambdaRuntime
+import Logging
+import NIOCore
+import OnboardingCore
+import OnboardingHTTP
+import OnboardingSQLite
+import Testing
+
+/// A sample event from `sam local generate-event`, adapted (Tests/LambdaRuntimeTests/Events).
+func sampleEvent(_ name: String) throws -> [String: Any] {
+    let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Events/\(name).json")
+    return try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
+}
+
+func invocation(_ event: [String: Any]) throws -> LambdaInvocation {
+    LambdaInvocation(
+        requestID: UUID().uuidString, deadline: Date() + 30, invokedFunctionARN: "arn:aws:lambda:us-east-1:123456789012:function:onboard",
+        traceID: "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1", payload: Array(try JSONSerialization.data(withJSONObject: event))
+    )
+}
+
+func proxyResponse(_ bytes: [UInt8]) throws -> [String: Any] {
+    try #require(try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any])
+}
+
+/// The real router on a real SQLite file, behind the adapter.
+func withAdapter(_ body: (APIGatewayAdapter<RouterResponder<AppRequestContext>>) async throws -> Void) async throws {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("onboard-lambda-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: directory) }
+    let store = try SQLiteTenantStore(path: directory.appendingPathComponent("lambda.sqlite").path)
+    let router = buildRouter(AppDependencies(store: store, verifiers: [AdminTokenVerifier(credential: AdminCredential(token: adminToken))]))
+    try await body(APIGatewayAdapter(responder: router.buildResponder()) { info, logger in
+        AppRequestContext(logger: logger, authorizerClaims: info.claims)
+    })
+}
+
+let adminToken = "lambda-admin-token-0123456789abcdef"
+
+@Suite("API Gateway events through the one router")
+struct APIGatewayAdapterTests {
+    @Test("REST API (1.0): POST /Prod/onboard/ as sam generates it creates a tenant; GET reads it back")
+    func restAPI() async throws {
+        try await withAdapter { adapter in
+            let created = try proxyResponse(try await adapter.handle(try invocation(try sampleEvent("rest-v1")), logger: Logger(label: "test")))
+            #expect(created["statusCode"] as? Int == 201)
+            #expect(created["isBase64Encoded"] as? Bool == false)
+            let body = try #require(created["body"] as? String)
+            let json = try JSONCodec.parse(body).mapValue ?? [:]
+            #expect(json["message"] == .string("Client onboarded successfully"))
+            let tenantId = try #require(json["tenantId"]?.stringValue)
+            let headers = try #require(created["multiValueHeaders"] as? [String: [String]])
+            #expect(headers["Location"] == ["/tenants/\(tenantId)"])
+            #expect(headers["Content-Type"] == ["application/json"])
+            #expect((created["headers"] as? [String: String])?["Location"] == "/tenants/\(tenantId)")
+
+            var read = try sampleEvent("rest-v1")
+            read["httpMethod"] = "GET"
+            read["path"] = "/tenants/\(tenantId)"
+            read["body"] = NSNull()
+            read["isBase64Encoded"] = false
+            read["multiValueHeaders"] = ["Authorization": ["Bearer \(adminToken)"], "Host": ["example.execute-api.us-east-1.amazonaws.com"]]
+            let profile = try proxyResponse(try await adapter.handle(try invocation(read), logger: Logger(label: "test")))
+            #expect(profile["statusCode"] as? Int == 200)
+            #expect((profile["body"] as? String)?.contains("\"clientName\":\"Acme Corp\"") == true)
+
+            read["path"] = "/tenants"
+            read["multiValueQueryStringParameters"] = ["limit": ["1"], "order": ["oldest"]]
+            let listing = try proxyResponse(try await adapter.handle(try invocation(read), logger: Logger(label: "test")))
+            #expect(listing["statusCode"] as? Int == 200)
+            #expect((listing["body"] as? String)?.contains(tenantId) == true)
+        }
+    }
+
+    @Test("HTTP API (2.0): the stage prefix and cookies; problems come back as problem+json")
+    func httpAPI() async throws {
+        try await withAdapter { adapter in
+            let created = try proxyResponse(try await adapter.handle(try invocation(try sampleEvent("http-v2")), logger: Logger(label: "test")))
+            #expect(created["statusCode"] as? Int == 201)
+            #expect((created["headers"] as? [String: String])?["Location"]?.hasPrefix("/tenants/") == true)
+
+            var bad = try sampleEvent("http-v2")
+            bad["body"] = "{\"clientName\": \"\"}"
+            bad["isBase64Encoded"] = false
+            let problem = try proxyResponse(try await adapter.handle(try invocation(bad), logger: Logger(label: "test")))
+            #expect(problem["statusCode"] as? Int == 422)
+            #expect((problem["headers"] as? [String: String])?["Content-Type"] == "application/problem+json")
+
+            var unknown = try sampleEvent("http-v2")
+            unknown["rawPath"] = "/Prod/nowhere/"
+            let missing = try proxyResponse(try await adapter.handle(try invocation(unknown), logger: Logger(label: "test")))
+            #expect(missing["statusCode"] as? Int == 404)
+        }
+    }
+
+    @Test("events that are not API Gateway events are refused with a clear error")
+    func malformedEvents() async throws {
+        try await withAdapter { adapter in
+            for payload in ["not json", "[1,2]", #"{"hello": "world"}"#, #"{"version": "2.0", "rawPath": "/x"}"#] {
+                let broken = LambdaInvocation(requestID: "r", deadline: Date() + 30, invokedFunctionARN: "", traceID: nil, payload: Array(payload.utf8))
+                await #expect(throws: APIGatewayEventError.self) { try await adapter.handle(broken, logger: Logger(label: "test")) }
+            }
+        }
+    }
+
+    @Test("authorizer claims reach the request context; binary bodies go out base64")
+    func claimsAndBinary() async throws {
+        let router = Router(context: AppRequestContext.self)
+        router.get("/claims") { _, context -> Response in
+            Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: JSONCodec.serialize(.map(context.authorizerClaims.mapValues { .string($0) })))))
+        }
+        router.get("/bytes") { _, _ -> Response in
+            Response(status: .ok, headers: [.contentType: "application/octet-stream"], body: .init(byteBuffer: ByteBuffer(bytes: [0, 255, 1])))
+        }
+        let adapter = APIGatewayAdapter(responder: router.buildResponder()) { info, logger in
+            AppRequestContext(logger: logger, authorizerClaims: info.claims)
+        }
+        var rest = try sampleEvent("rest-v1")
+        rest["httpMethod"] = "GET"
+        rest["path"] = "/claims"
+        rest["body"] = NSNull()
+        var context = rest["requestContext"] as? [String: Any] ?? [:]
+        context["authorizer"] = ["claims": ["sub": "user-1", "custom:tenantId": "t-1", "cognito:groups": "admin"]]
+        rest["requestContext"] = context
+        let claims = try proxyResponse(try await adapter.handle(try invocation(rest), logger: Logger(label: "test")))
+        #expect(claims["body"] as? String == #"{"cognito:groups":"admin","custom:tenantId":"t-1","sub":"user-1"}"#)
+
+        var http = try sampleEvent("http-v2")
+        http["rawPath"] = "/Prod/claims"
+        var httpContext = http["requestContext"] as? [String: Any] ?? [:]
+        httpContext["http"] = ["method": "GET", "path": "/Prod/claims"]
+        http["requestContext"] = httpContext
+        let jwtClaims = try proxyResponse(try await adapter.handle(try invocation(http), logger: Logger(label: "test")))
+        #expect(jwtClaims["body"] as? String == #"{"claim1":"value1","claim2":"value2"}"#)
+
+        http["rawPath"] = "/Prod/bytes"
+        httpContext["http"] = ["method": "GET", "path": "/Prod/bytes"]
+        http["requestContext"] = httpContext
+        let binary = try proxyResponse(try await adapter.handle(try invocation(http), logger: Logger(label: "test")))
+        #expect(binary["isBase64Encoded"] as? Bool == true)
+        #expect(binary["body"] as? String == "AP8B")
+    }
+}
