@@ -219,7 +219,9 @@ let package = Package(
             dependencies: [
                 "onboard",
                 "OnboardingCore",
+                "OnboardingDynamoDB",
                 "OnboardTestSupport",
+                "AWSClient",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -14,6 +14,8 @@ struct OpenedStore: Sendable {
     let dynamoDB: DynamoDB?
     /// The DynamoDB table (for SQLite, the configured name, unused).
     let table: String
+    /// The logger the store was opened with.
+    let logger: Logger
     private let closeAction: @Sendable () async -> Void
 
     func close() async { await closeAction() }
@@ -32,7 +34,7 @@ struct OpenedStore: Sendable {
             } catch {
                 throw ConfigurationError(description: "\(error)")
             }
-            return OpenedStore(store: store, summary: "database: \(store.path)", dynamoDB: nil, table: configuration.table, closeAction: {})
+            return OpenedStore(store: store, summary: "database: \(store.path)", dynamoDB: nil, table: configuration.table, logger: logger, closeAction: {})
         case .dynamodb:
             let dynamoDB = try dynamoDBClient(configuration, environment: environment, logger: logger)
             let store = DynamoDBTenantStore(dynamoDB: dynamoDB, table: configuration.table)
@@ -41,6 +43,7 @@ struct OpenedStore: Sendable {
                 summary: "store: DynamoDB table \(configuration.table) at \(dynamoDB.endpoint) (\(dynamoDB.client.region))",
                 dynamoDB: dynamoDB,
                 table: configuration.table,
+                logger: logger,
                 closeAction: { try? await dynamoDB.client.shutdown() }
             )
             if checkTable {

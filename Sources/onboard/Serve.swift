@@ -144,7 +144,7 @@ struct TableCommand: AsyncParsableCommand {
         func run() async throws {
             try await storeOptions.withStore(kind: .dynamodb, checkTable: false) { opened in
                 guard let dynamoDB = opened.dynamoDB else { return }
-                let created = try await DynamoDBTable.create(dynamoDB, name: opened.table)
+                let created = try await DynamoDBTable.create(dynamoDB, name: opened.table, logger: opened.logger)
                 Console.line(
                     "table \(opened.table) \(created ? "created" : "already existed") at \(dynamoDB.endpoint): "
                         + "active, index \(DynamoDBTable.tenantIndex), TTL on \(DynamoDBTable.ttlAttribute)"

@@ -142,4 +142,24 @@ struct APIGatewayAdapterTests {
         #expect(binary["isBase64Encoded"] as? Bool == true)
         #expect(binary["body"] as? String == "AP8B")
     }
+
+    @Test("behind a Cognito authorizer, members of the admin group are the admin; others are not")
+    func cognitoAdmin() async throws {
+        try await withAdapter { adapter in
+            let created = try proxyResponse(try await adapter.handle(try invocation(try sampleEvent("rest-v1")), logger: Logger(label: "test")))
+            let body = try JSONCodec.parse(try #require(created["body"] as? String)).mapValue ?? [:]
+            let tenantId = try #require(body["tenantId"]?.stringValue)
+            for (groups, status) in [("admin", 200), ("[support admin]", 200), ("support,admin", 200), ("support", 401)] {
+                var read = try sampleEvent("rest-v1")
+                read["httpMethod"] = "GET"
+                read["path"] = "/tenants/\(tenantId)"
+                read["body"] = NSNull()
+                var context = read["requestContext"] as? [String: Any] ?? [:]
+                context["authorizer"] = ["claims": ["sub": "u-1", "cognito:groups": groups]]
+                read["requestContext"] = context
+                let response = try proxyResponse(try await adapter.handle(try invocation(read), logger: Logger(label: "test")))
+                #expect(response["statusCode"] as? Int == status, "\(groups)")
+            }
+        }
+    }
 }

@@ -49,9 +49,10 @@ final class OnboardProcess: Sendable {
     let stdout: OutputCollector
     let stderr: OutputCollector
 
-    init(_ arguments: [String], environment: [String: String] = [:]) throws {
+    /// - Parameter executable: the binary to run (default: the `onboard` built next to the tests).
+    init(_ arguments: [String], executable: String? = nil, environment: [String: String] = [:]) throws {
         let process = Process()
-        process.executableURL = try onboardBinary()
+        process.executableURL = try executable.map { URL(fileURLWithPath: $0) } ?? onboardBinary()
         process.arguments = arguments
         // Only what the test sets, so ONBOARD_* variables of the developer's shell cannot leak in.
         process.environment = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"].merging(environment) { $1 }

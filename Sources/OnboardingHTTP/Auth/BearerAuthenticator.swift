@@ -40,6 +40,11 @@ public struct BearerAuthenticator: AuthenticatorMiddleware {
     }
 
     public func authenticate(request: Request, context: Context) async throws -> Principal? {
+        // Behind API Gateway with a Cognito authorizer, the token was verified there and only its
+        // claims arrive (they cannot come from a client: the HTTP server never sets them).
+        if !context.authorizerClaims.isEmpty {
+            return Self.principal(fromVerifiedClaims: context.authorizerClaims)
+        }
         guard let header = request.headers[.authorization] else { return nil }
         guard let token = Self.bearerToken(header) else {
             throw Problem.unauthorized("The Authorization header must be 'Bearer <token>'", invalidToken: true)
@@ -48,6 +53,16 @@ public struct BearerAuthenticator: AuthenticatorMiddleware {
             if let principal = try await verifier.principal(for: token) { return principal }
         }
         throw Problem.unauthorized("The bearer token is not valid", invalidToken: true)
+    }
+
+    /// The admin is a member of the `admin` group (`cognito:groups`, which API Gateway passes as
+    /// `admin`, `admin,other` or `[admin other]`). Tenant principals from claims come with tenant
+    /// credentials.
+    static func principal(fromVerifiedClaims claims: [String: String]) -> Principal? {
+        let groups = claims["cognito:groups"].map { text in
+            text.split(whereSeparator: { $0 == "," || $0 == " " || $0 == "[" || $0 == "]" }).map(String.init)
+        } ?? []
+        return groups.contains("admin") ? .admin : nil
     }
 
     /// The token of a `Bearer` credential (scheme case-insensitive, RFC 9110 §11.1).

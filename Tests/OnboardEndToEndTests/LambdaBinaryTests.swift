@@ -1,0 +1,130 @@
+import AWSClient
+import Foundation
+import OnboardTestSupport
+import OnboardingDynamoDB
+import Testing
+
+/// The repository's root (this file is Tests/OnboardEndToEndTests/LambdaBinaryTests.swift).
+let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+/// The Lambda function's binary: `ONBOARD_BOOTSTRAP` (CI points it at `sam build`'s
+/// `.aws-sam/build/OnboardFunction/bootstrap`), else the `onboard` binary it is a copy of.
+func bootstrapBinary() throws -> String {
+    if let path = ProcessInfo.processInfo.environment["ONBOARD_BOOTSTRAP"] { return path }
+    return try onboardBinary().path
+}
+
+/// A sample API Gateway event (from `sam local generate-event`, kept with the LambdaRuntime tests).
+func lambdaEvent(_ name: String) throws -> [String: Any] {
+    let url = repositoryRoot.appendingPathComponent("Tests/LambdaRuntimeTests/Events/\(name).json")
+    return try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
+}
+
+/// `scripts/lambda_runtime_api.py` on a free port, serving `events`; its results once all are answered.
+final class RuntimeAPIEmulator: Sendable {
+    let port: Int
+    let results: URL
+    let process: Process
+
+    init(events: [Any], folder: URL) throws {
+        port = try MotoServer.freePort()
+        let eventsFile = folder.appendingPathComponent("events.json")
+        try JSONSerialization.data(withJSONObject: events).write(to: eventsFile)
+        results = folder.appendingPathComponent("results.json")
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [
+            "python3", repositoryRoot.appendingPathComponent("scripts/lambda_runtime_api.py").path,
+            "--port", String(port), "--events", eventsFile.path, "--results", results.path,
+        ]
+        try process.run()
+    }
+
+    /// Waits until the emulator accepts connections.
+    func waitUntilListening() async throws {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !MotoServer.canConnect(port: port) {
+            guard ContinuousClock.now < deadline, process.isRunning else { throw ProcessError(description: "the Runtime API emulator did not start") }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    /// Waits until every event is answered (the emulator then exits) and returns the answers.
+    func answers(timeout: Duration = .seconds(60)) async throws -> [[String: Any]] {
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        if process.isRunning { process.terminate() }
+        let data = try Data(contentsOf: results)
+        return try #require(try JSONSerialization.jsonObject(with: data) as? [[String: Any]])
+    }
+}
+
+@Suite("The Lambda bootstrap against a local Runtime API and DynamoDB on moto", .serialized)
+struct LambdaBinaryTests {
+    func environment(_ moto: MotoServer, table: String, runtimeAPI: Int, home: URL) -> [String: String] {
+        [
+            "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:\(runtimeAPI)", "ONBOARD_STORE": "dynamodb", "ONBOARD_TABLE": table,
+            "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "lambda-session",
+            "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL_DYNAMODB": moto.endpoint, "HOME": home.path,
+        ]
+    }
+
+    @Test("POST /Prod/onboard/ through the loop stores the tenant; a malformed event goes to /error and the loop keeps serving")
+    func invocations() async throws {
+        guard let moto = try await ifAvailable("Lambda binary tests", { try await MotoServer.shared() }) else { return }
+        let folder = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let table = "lambda-\(UUID().uuidString.prefix(8).lowercased())"
+        try await DynamoDBTable.create(moto.dynamoDB(), name: table)
+
+        var health = try lambdaEvent("rest-v1")
+        health["httpMethod"] = "GET"
+        health["path"] = "/health"
+        health["body"] = NSNull()
+        let events: [Any] = [try lambdaEvent("rest-v1"), "this is not an API Gateway event", try lambdaEvent("http-v2"), health]
+        let runtime = try RuntimeAPIEmulator(events: events, folder: folder)
+        try await runtime.waitUntilListening()
+        let function = try OnboardProcess([], executable: bootstrapBinary(), environment: environment(moto, table: table, runtimeAPI: runtime.port, home: folder))
+        let answers = try await runtime.answers().sorted { ($0["index"] as? Int ?? -1) < ($1["index"] as? Int ?? -1) }
+        try await function.kill()
+
+        #expect(answers.map { $0["kind"] as? String } == ["response", "error", "response", "response"])
+        let first = try #require(try JSONSerialization.jsonObject(with: Data((answers[0]["body"] as? String ?? "").utf8)) as? [String: Any])
+        #expect(first["statusCode"] as? Int == 201)
+        let body = try #require(try JSONSerialization.jsonObject(with: Data((first["body"] as? String ?? "").utf8)) as? [String: Any])
+        #expect(body["message"] as? String == "Client onboarded successfully")
+        let tenantId = try #require(body["tenantId"] as? String)
+        let stored = try await moto.dynamoDB().getItem(GetItemInput(TableName: table, Key: ["tenantId": .s(tenantId), "resourceKey": .s("TENANT#\(tenantId)")]))
+        #expect(stored.Item?["clientName"] == .s("Acme Corp"), "the item is in the table")
+
+        #expect(answers[1]["errorType"] as? String == "APIGatewayEventError")
+        #expect((answers[1]["body"] as? String)?.contains("errorMessage") == true)
+        let third = try #require(try JSONSerialization.jsonObject(with: Data((answers[2]["body"] as? String ?? "").utf8)) as? [String: Any])
+        #expect(third["statusCode"] as? Int == 201, "the loop kept serving after the bad event")
+        let fourth = try #require(try JSONSerialization.jsonObject(with: Data((answers[3]["body"] as? String ?? "").utf8)) as? [String: Any])
+        #expect(fourth["statusCode"] as? Int == 200)
+
+        // Logs are JSON lines carrying the invocation's request id.
+        let logLines = function.stdout.lines.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        #expect(!logLines.isEmpty && logLines.count == function.stdout.lines.count, "every log line is JSON")
+        #expect(logLines.contains { $0["message"] as? String == "request" && $0["aws_request_id"] as? String == answers[0]["requestId"] as? String })
+        #expect(logLines.contains { $0["message"] as? String == "invocation failed" && $0["error_type"] as? String == "APIGatewayEventError" })
+    }
+
+    @Test("a start-up failure is posted to /runtime/init/error and the process exits")
+    func initError() async throws {
+        guard let moto = try await ifAvailable("Lambda binary tests", { try await MotoServer.shared() }) else { return }
+        let folder = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let runtime = try RuntimeAPIEmulator(events: [try lambdaEvent("rest-v1")], folder: folder)
+        try await runtime.waitUntilListening()
+        var environment = environment(moto, table: "whatever", runtimeAPI: runtime.port, home: folder)
+        environment["ONBOARD_STORE"] = "postgres"
+        let function = try OnboardProcess([], executable: bootstrapBinary(), environment: environment)
+        let answers = try await runtime.answers()
+        #expect(try await function.waitForExit() != 0)
+        #expect(answers.map { $0["kind"] as? String } == ["init-error"])
+        #expect(answers.first?["errorType"] as? String == "ConfigurationError")
+        #expect((answers.first?["body"] as? String)?.contains("ONBOARD_STORE") == true)
+    }
+}
