@@ -52,8 +52,18 @@ public final class MotoServer: Sendable {
                     time.sleep(0.5)
                 os._exit(0)
             threading.Thread(target=watch, daemon=True).start()
-            from moto.server import main
-            main(["-H", "127.0.0.1", "-p", sys.argv[1]])
+            # Connections are served concurrently but requests run one at a time: moto's DynamoDB
+            # is not thread-safe (concurrent TransactWriteItems fail with "dictionary changed size
+            # during iteration" and can leave half a transaction applied). Serialised, each
+            # request is atomic, as in DynamoDB.
+            from moto.server import DomainDispatcherApplication, create_backend_app
+            from werkzeug.serving import run_simple
+            app = DomainDispatcherApplication(create_backend_app)
+            lock = threading.Lock()
+            def serialised(environ, start_response):
+                with lock:
+                    return list(app(environ, start_response))
+            run_simple("127.0.0.1", int(sys.argv[1]), serialised, threaded=True)
             """
         process.arguments = ["python3", "-c", launcher, String(port)]
         var variables = ProcessInfo.processInfo.environment
