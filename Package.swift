@@ -183,6 +183,7 @@ let package = Package(
                 "AWSClient",
                 "SigV4",
                 "OnboardingCore",
+                "OnboardingHTTP",
                 "OnboardingDynamoDB",
                 "OnboardTestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -4,10 +4,12 @@ import OnboardingCore
 /// What the router needs; the server, the tests (and later the Lambda entry) build it the same way.
 public struct AppDependencies: Sendable {
     public var store: any TenantStore
-    /// Checked in order against bearer tokens.
+    /// Checked in order against bearer tokens, before tenant API keys (which are always accepted):
+    /// the admin token's verifier, a JWT verifier.
     public var verifiers: [any CredentialVerifier]
     public var ids: any TenantIDGenerator
     public var clock: any WallClock
+    public var hasher: any SecretHasher
     /// Reported by `GET /health`.
     public var version: String
 
@@ -16,14 +18,18 @@ public struct AppDependencies: Sendable {
         verifiers: [any CredentialVerifier],
         ids: any TenantIDGenerator = UUIDv7Generator(),
         clock: any WallClock = SystemWallClock(),
+        hasher: any SecretHasher = CryptoSecretHasher(),
         version: String = OnboardVersion.current
     ) {
         self.store = store
         self.verifiers = verifiers
         self.ids = ids
         self.clock = clock
+        self.hasher = hasher
         self.version = version
     }
+
+    var apiKeys: ApiKeys { ApiKeys(store: store, hasher: hasher, clock: clock) }
 }
 
 /// The version of this build.
@@ -34,11 +40,12 @@ public enum OnboardVersion {
 /// The route table: every operation the API serves, with who may call it.
 public func routeTable(_ dependencies: AppDependencies) -> [Route] {
     let tenants = TenantController(
-        onboarding: OnboardingService(store: dependencies.store, ids: dependencies.ids, clock: dependencies.clock),
+        onboarding: OnboardingService(store: dependencies.store, hasher: dependencies.hasher, ids: dependencies.ids, clock: dependencies.clock),
         tenants: TenantService(store: dependencies.store)
     )
+    let keys = ApiKeyController(apiKeys: dependencies.apiKeys)
     let system = SystemController(store: dependencies.store, version: dependencies.version)
-    return tenants.routes + system.routes
+    return tenants.routes + keys.routes + system.routes
 }
 
 /// The one router: the HTTP server and the tests (and later the Lambda function) serve it.
@@ -51,10 +58,10 @@ public func buildRouter(_ dependencies: AppDependencies) -> Router<AppRequestCon
     router.add(middleware: RequestLogMiddleware())
     let routes = routeTable(dependencies)
     router.add(middleware: ProblemMiddleware(knownPaths: KnownPaths(routes)))
-    router.add(middleware: BearerAuthenticator(verifiers: dependencies.verifiers))
+    router.add(middleware: BearerAuthenticator(verifiers: dependencies.verifiers + [ApiKeyVerifier(apiKeys: dependencies.apiKeys)]))
     for route in routes {
         router.on(RouterPath(route.routerPath), method: route.method) { request, context in
-            try route.access.authorize(context.identity)
+            try route.access.authorize(context.identity, parameters: context.parameters)
             return try await route.handler(request, context)
         }
     }

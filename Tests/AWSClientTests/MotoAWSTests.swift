@@ -8,6 +8,7 @@ import NIOCore
 import OnboardTestSupport
 import OnboardingCore
 import OnboardingDynamoDB
+import OnboardingHTTP
 import SigV4
 import Synchronization
 import Testing
@@ -96,13 +97,13 @@ struct MotoAWSTests {
             let fast = RetryPolicy(maxAttempts: 10, base: .milliseconds(5), throttlingBase: .milliseconds(10), cap: .milliseconds(200))
             try await withClient(TestAWSClients.credentials, retryPolicy: fast) { client in
                 let store = DynamoDBTenantStore(dynamoDB: DynamoDB(client: client, endpoint: proxyEndpoint), table: "faulty")
-                let onboarding = OnboardingService(store: store)
+                let onboarding = OnboardingService(store: store, hasher: CryptoSecretHasher())
                 let ids = try await withThrowingTaskGroup(of: String.self) { group in
                     for index in 0..<200 {
                         group.addTask {
                             try await onboarding.onboard(OnboardingRequest(
                                 clientName: .string("Flaky \(index)"), clientPhone: .string("+4420794\(String(10_000 + index))")
-                            )).id.rawValue
+                            )).tenant.id.rawValue
                         }
                     }
                     var ids: [String] = []
@@ -113,8 +114,8 @@ struct MotoAWSTests {
             }
         }
         #expect(proxy.faults > 30, "the proxy really failed calls (\(proxy.faults) of \(proxy.calls))")
-        // Counted on moto directly: exactly one item per onboarding.
-        #expect(try await moto.dynamoDB().countItems(table: "faulty") == 200)
+        // Counted on moto directly: exactly one profile, one API key and its look-up item per onboarding.
+        #expect(try await moto.dynamoDB().countItems(table: "faulty") == 600)
     }
 }
 

@@ -35,7 +35,7 @@ struct HandlerFailure: Error, CustomStringConvertible {
     var description: String { "the handler failed on purpose" }
 }
 
-@Suite("The runtime loop")
+@Suite("The runtime loop", .serialized)  // the loop sets the process-wide _X_AMZN_TRACE_ID
 struct LambdaRuntimeLoopTests {
     func invocation(_ id: String, payload: String, deadline: TimeInterval = 30, trace: String? = nil) -> LambdaInvocation {
         LambdaInvocation(requestID: id, deadline: Date() + deadline, invokedFunctionARN: "arn", traceID: trace, payload: Array(payload.utf8))

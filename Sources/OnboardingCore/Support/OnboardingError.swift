@@ -11,6 +11,10 @@ public struct OnboardingError: Error, Sendable, Hashable, CustomStringConvertibl
         public static let corruptItem = Code(rawValue: "corrupt_item")
         /// A listing cursor that was not issued by the listing (or is damaged).
         public static let invalidCursor = Code(rawValue: "invalid_cursor")
+        /// No such API key (for this tenant).
+        public static let apiKeyNotFound = Code(rawValue: "api_key_not_found")
+        /// A per-tenant limit (API keys, …) is reached.
+        public static let limitReached = Code(rawValue: "limit_reached")
         /// A unique id could not be allocated (id collisions kept happening).
         public static let idExhausted = Code(rawValue: "id_exhausted")
     }

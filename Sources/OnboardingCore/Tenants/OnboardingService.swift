@@ -44,38 +44,48 @@ public struct OnboardingRequest: Sendable, Hashable {
     }
 }
 
-/// Turns a client into a tenant: validates, allocates the id, writes the profile.
+/// What onboarding produced: the tenant and its first API key (its text shown this once).
+public struct Onboarded: Sendable {
+    public let tenant: Tenant
+    public let apiKey: IssuedApiKey
+}
+
+/// Turns a client into a tenant: validates, allocates the id, writes the profile and the first
+/// API key in one transaction (nothing half-onboarded is ever visible).
 public struct OnboardingService: Sendable {
     private let store: any TenantStore
     private let ids: any TenantIDGenerator
     private let clock: any WallClock
+    private let apiKeys: ApiKeys
 
-    public init(store: any TenantStore, ids: any TenantIDGenerator = UUIDv7Generator(), clock: any WallClock = SystemWallClock()) {
+    public init(
+        store: any TenantStore, hasher: any SecretHasher, ids: any TenantIDGenerator = UUIDv7Generator(),
+        clock: any WallClock = SystemWallClock()
+    ) {
         self.store = store
         self.ids = ids
         self.clock = clock
+        self.apiKeys = ApiKeys(store: store, hasher: hasher, clock: clock)
     }
 
     /// Onboards a client.
-    /// - Returns: the new tenant, durably stored.
+    /// - Returns: the new tenant and its first API key, durably stored.
     /// - Throws: ``ValidationError`` listing every bad field (nothing is stored), ``StoreError``.
-    public func onboard(_ request: OnboardingRequest) async throws -> Tenant {
+    public func onboard(_ request: OnboardingRequest) async throws -> Onboarded {
         let (name, phone) = try request.validated().get()
         let now = Timestamp.format(clock.now())
-        // The profile is written only if no item has its key, so a (practically impossible)
-        // id collision can never overwrite another tenant: it is retried with a fresh id.
+        // Every item is written only if no item has its key, so a (practically impossible) id
+        // collision can never overwrite another tenant's: it is retried with fresh ids.
         for _ in 0..<3 {
             let tenant = Tenant(
                 id: ids.newTenantID(), clientName: name, clientPhone: phone, status: .active,
                 createdAt: now, updatedAt: now, version: 1
             )
+            let (apiKey, keyWrites) = apiKeys.newKey(for: tenant.id, at: now)
             do {
-                try await store.put(tenant.item, condition: .itemNotExists)
-                return tenant
-            } catch let error as StoreError where error.code == .conditionFailed {
-                // A store that resent the write after losing the first answer finds it applied:
-                // the item there is exactly ours (its id is random, so no other tenant's is).
-                if try await store.get(tenant.item.key) == tenant.item { return tenant }
+                try await store.transact([.put(tenant.item, condition: .itemNotExists)] + keyWrites)
+                return Onboarded(tenant: tenant, apiKey: apiKey)
+            } catch let error as StoreError where error.code == .transactionCanceled {
                 continue
             }
         }

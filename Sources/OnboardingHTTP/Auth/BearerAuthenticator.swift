@@ -74,34 +74,6 @@ public struct BearerAuthenticator: AuthenticatorMiddleware {
     }
 }
 
-/// Who may call a route: the authorisation policy, checked in one place (``Route``).
-public enum Access: Sendable, Hashable, CustomStringConvertible {
-    /// Anyone, authenticated or not.
-    case anyone
-    /// Only the admin.
-    case admin
-
-    /// Throws `401` when the route needs a caller and there is none, `403` when the caller may not.
-    func authorize(_ principal: Principal?) throws {
-        switch self {
-        case .anyone:
-            return
-        case .admin:
-            guard let principal else {
-                throw Problem.unauthorized("This route needs the admin token: 'Authorization: Bearer <token>'", invalidToken: false)
-            }
-            guard principal == .admin else { throw Problem.forbidden("This route is for the admin only") }
-        }
-    }
-
-    public var description: String {
-        switch self {
-        case .anyone: "anyone"
-        case .admin: "admin"
-        }
-    }
-}
-
 /// Accepts the admin token whose hash is stored in the store, re-reading the hash at most every
 /// `refreshInterval`, so `onboard admin-token rotate` takes effect on running servers.
 public final class StoredAdminTokenVerifier: CredentialVerifier {

@@ -11,7 +11,7 @@ struct TenantController: Sendable {
         [
             Route(.post, "/onboard", access: .anyone, handler: onboard),
             Route(.get, "/tenants", access: .admin, handler: list),
-            Route(.get, "/tenants/{tenantId}", access: .admin, handler: tenant),
+            Route(.get, "/tenants/{tenantId}", access: .ownTenant, handler: tenant),
         ]
     }
 
@@ -48,7 +48,8 @@ struct TenantController: Sendable {
 
     @Sendable func onboard(_ request: Request, context: AppRequestContext) async throws -> Response {
         let body = try await JSONBody.object(request, context: context)
-        let tenant = try await onboarding.onboard(OnboardingRequest(json: body))
+        let onboarded = try await onboarding.onboard(OnboardingRequest(json: body))
+        let tenant = onboarded.tenant
         context.logger.debug(
             "tenant onboarded",
             metadata: ["tenantId": .string(tenant.id.rawValue), "clientPhone": .string(tenant.clientPhone.masked)]
@@ -58,16 +59,25 @@ struct TenantController: Sendable {
             [
                 "message": .string("Client onboarded successfully"),
                 "tenantId": .string(tenant.id.rawValue),
+                // Shown this once: only its SHA-256 is kept.
+                "apiKey": .string(onboarded.apiKey.text),
                 "tenant": .map(Self.representation(tenant)),
             ],
             headers: [.location: Self.location(tenant.id)]
         )
     }
 
+    /// The one detail of every tenant-not-found, so unknown and forbidden tenants look alike.
+    static let notFoundDetail = "No tenant with this id exists (or it is not yours to see)"
+
+    /// The path's `{tenantId}`; a text that is not one is a tenant that does not exist.
+    static func tenantID(_ context: AppRequestContext) throws -> TenantID {
+        guard let id = context.parameters.get("tenantId").flatMap(TenantID.init) else { throw Problem.tenantNotFound(notFoundDetail) }
+        return id
+    }
+
     @Sendable func tenant(_ request: Request, context: AppRequestContext) async throws -> Response {
-        guard let id = context.parameters.get("tenantId").flatMap(TenantID.init) else {
-            throw Problem.tenantNotFound("Tenant ids are UUIDs; no tenant has this one")
-        }
+        let id = try Self.tenantID(context)
         let tenant = try await tenants.tenant(id)
         return JSONBody.response(.ok, Self.representation(tenant))
     }

@@ -33,7 +33,11 @@ public struct ProblemMiddleware: RouterMiddleware {
         case let error as ValidationError:
             return .validation(error)
         case let error as OnboardingError where error.code == .tenantNotFound:
-            return .tenantNotFound(error.message)
+            return .tenantNotFound(TenantController.notFoundDetail)
+        case let error as OnboardingError where error.code == .apiKeyNotFound:
+            return Problem(.notFound, code: "api-key-not-found", title: "API key not found", detail: "The tenant has no API key with this id")
+        case let error as OnboardingError where error.code == .limitReached:
+            return Problem(.conflict, code: "limit-reached", title: "Limit reached", detail: error.message)
         case let error as OnboardingError where error.code == .invalidCursor:
             return .invalidCursor()
         case let error as StoreError where error.code == .unavailable:

@@ -1,0 +1,46 @@
+import Hummingbird
+import OnboardingCore
+
+/// A tenant's API keys: create another, list them (prefix and dates only), revoke one.
+struct ApiKeyController: Sendable {
+    let apiKeys: ApiKeys
+
+    var routes: [Route] {
+        [
+            Route(.post, "/tenants/{tenantId}/api-keys", access: .ownTenant, handler: create),
+            Route(.get, "/tenants/{tenantId}/api-keys", access: .ownTenant, handler: list),
+            Route(.delete, "/tenants/{tenantId}/api-keys/{keyId}", access: .ownTenant, handler: revoke),
+        ]
+    }
+
+    @Sendable func create(_ request: Request, context: AppRequestContext) async throws -> Response {
+        let tenantId = try TenantController.tenantID(context)
+        let issued = try await apiKeys.issue(for: tenantId)
+        var body = Self.representation(issued.key)
+        body["apiKey"] = .string(issued.text)  // shown this once
+        return JSONBody.response(.created, body, headers: [.location: "/tenants/\(tenantId.rawValue)/api-keys/\(issued.key.keyId)"])
+    }
+
+    @Sendable func list(_ request: Request, context: AppRequestContext) async throws -> Response {
+        let keys = try await apiKeys.list(try TenantController.tenantID(context))
+        return JSONBody.response(.ok, ["apiKeys": .list(keys.map { .map(Self.representation($0)) })])
+    }
+
+    @Sendable func revoke(_ request: Request, context: AppRequestContext) async throws -> Response {
+        let tenantId = try TenantController.tenantID(context)
+        guard let keyId = context.parameters.get("keyId"), keyId.count == 16, keyId.allSatisfy({ $0.isHexDigit && !$0.isUppercase }) else {
+            throw OnboardingError(.apiKeyNotFound, "no such key")
+        }
+        try await apiKeys.revoke(keyId, of: tenantId)
+        return Response(status: .noContent)
+    }
+
+    /// A key as the API shows it: never the secret.
+    static func representation(_ key: ApiKey) -> [String: AttributeValue] {
+        var body: [String: AttributeValue] = [
+            "keyId": .string(key.keyId), "prefix": .string(key.prefix), "createdAt": .string(key.createdAt),
+        ]
+        if let lastUsedAt = key.lastUsedAt { body["lastUsedAt"] = .string(lastUsedAt) }
+        return body
+    }
+}
