@@ -44,8 +44,9 @@ public func routeTable(_ dependencies: AppDependencies) -> [Route] {
         tenants: TenantService(store: dependencies.store)
     )
     let keys = ApiKeyController(apiKeys: dependencies.apiKeys)
+    let resources = ResourceController(resources: TenantResources(store: dependencies.store, clock: dependencies.clock))
     let system = SystemController(store: dependencies.store, version: dependencies.version)
-    return tenants.routes + keys.routes + system.routes
+    return tenants.routes + keys.routes + resources.routes + system.routes
 }
 
 /// The one router: the HTTP server and the tests (and later the Lambda function) serve it.

@@ -15,6 +15,14 @@ public struct OnboardingError: Error, Sendable, Hashable, CustomStringConvertibl
         public static let apiKeyNotFound = Code(rawValue: "api_key_not_found")
         /// A per-tenant limit (API keys, …) is reached.
         public static let limitReached = Code(rawValue: "limit_reached")
+        /// No such resource (for this tenant).
+        public static let resourceNotFound = Code(rawValue: "resource_not_found")
+        /// A resource type or id in a path that breaks the naming rules.
+        public static let invalidResourcePath = Code(rawValue: "invalid_resource_path")
+        /// `If-Match` / `If-None-Match` did not hold; nothing was changed.
+        public static let preconditionFailed = Code(rawValue: "precondition_failed")
+        /// Concurrent writers kept changing the item; nothing was changed.
+        public static let conflict = Code(rawValue: "conflict")
         /// A unique id could not be allocated (id collisions kept happening).
         public static let idExhausted = Code(rawValue: "id_exhausted")
     }
@@ -33,6 +41,18 @@ public struct OnboardingError: Error, Sendable, Hashable, CustomStringConvertibl
 
     public static func corruptItem(_ key: ItemKey, attribute: String) -> OnboardingError {
         OnboardingError(.corruptItem, "the item \(key) has a missing or malformed \(attribute)")
+    }
+
+    public static func resourceNotFound(_ ref: ResourceRef) -> OnboardingError {
+        OnboardingError(.resourceNotFound, "the tenant has no \(ref.type) resource \(ref.resourceId)")
+    }
+
+    public static func preconditionFailed(_ ref: ResourceRef, exists: Bool) -> OnboardingError {
+        OnboardingError(
+            .preconditionFailed,
+            exists ? "the resource \(ref.type)/\(ref.resourceId) is not in the state the request's If-Match/If-None-Match expects"
+                : "the resource \(ref.type)/\(ref.resourceId) does not exist, and If-Match requires it"
+        )
     }
 
     public var description: String { "\(code.rawValue): \(message)" }

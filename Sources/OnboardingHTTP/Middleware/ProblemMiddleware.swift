@@ -38,6 +38,14 @@ public struct ProblemMiddleware: RouterMiddleware {
             return Problem(.notFound, code: "api-key-not-found", title: "API key not found", detail: "The tenant has no API key with this id")
         case let error as OnboardingError where error.code == .limitReached:
             return Problem(.conflict, code: "limit-reached", title: "Limit reached", detail: error.message)
+        case let error as OnboardingError where error.code == .resourceNotFound:
+            return Problem(.notFound, code: "resource-not-found", title: "Resource not found", detail: error.message)
+        case let error as OnboardingError where error.code == .invalidResourcePath:
+            return Problem(.badRequest, code: "invalid-resource-path", title: "Invalid resource type or id", detail: error.message)
+        case let error as OnboardingError where error.code == .preconditionFailed:
+            return Problem(.preconditionFailed, code: "precondition-failed", title: "Precondition failed", detail: error.message)
+        case let error as OnboardingError where error.code == .conflict:
+            return Problem(.conflict, code: "conflict", title: "Conflict", detail: error.message)
         case let error as OnboardingError where error.code == .invalidCursor:
             return .invalidCursor()
         case let error as StoreError where error.code == .unavailable:

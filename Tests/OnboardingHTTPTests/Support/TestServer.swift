@@ -73,6 +73,25 @@ struct APIClient: Sendable {
         try await send(.post, path, headers: [.contentType: "application/json"], body: json, sourceLocation: sourceLocation)
     }
 
+    /// Onboards a client and returns the new tenant's id and first API key.
+    func newTenant(_ name: String = "Tenant", sourceLocation: SourceLocation = #_sourceLocation) async throws -> (id: String, key: String) {
+        let response = try await onboard(#"{"clientName": "\#(name)", "clientPhone": "+14155550100"}"#, sourceLocation: sourceLocation)
+        #expect(response.status == 201, sourceLocation: sourceLocation)
+        return (try #require(response["tenantId"], sourceLocation: sourceLocation), try #require(response["apiKey"], sourceLocation: sourceLocation))
+    }
+
+    /// A request with `Authorization: Bearer <token>` (and a JSON body, when given).
+    @discardableResult
+    func call(
+        _ method: HTTPRequest.Method, _ path: String, token: String?, json: String? = nil, headers: HTTPFields = [:],
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) async throws -> APIResponse {
+        var headers = headers
+        if let token { headers[.authorization] = "Bearer \(token)" }
+        if json != nil { headers[.contentType] = "application/json" }
+        return try await send(method, path, headers: headers, body: json, sourceLocation: sourceLocation)
+    }
+
     /// `GET /tenants/{id}` with the admin token.
     func tenant(_ id: String, token: String = TestServer.adminToken, sourceLocation: SourceLocation = #_sourceLocation) async throws -> APIResponse {
         try await send(.get, "/tenants/\(id)", headers: [.authorization: "Bearer \(token)"], sourceLocation: sourceLocation)
