@@ -36,7 +36,7 @@ cleanup() {
 trap cleanup EXIT
 
 ONBOARD_ADMIN_TOKEN="bench-admin-token-0123456789abcdef" \
-    "$ONBOARD_BINARY" serve --port 0 --database "$work/bench.sqlite" >"$work/server.log" 2>&1 &
+    "$ONBOARD_BINARY" serve --port 0 --database "$work/bench.sqlite" --rate-limits off >"$work/server.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 1 200); do
     port=$(sed -n 's|^listening on http://127.0.0.1:\([0-9]*\)$|\1|p' "$work/server.log")

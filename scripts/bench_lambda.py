@@ -105,7 +105,7 @@ def main():
         environment = {
             "PATH": os.environ["PATH"], "HOME": folder, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
             "AWS_SESSION_TOKEN": "bench", "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL_DYNAMODB": f"http://127.0.0.1:{moto_port}",
-            "ONBOARD_STORE": "dynamodb", "ONBOARD_TABLE": "bench-tenants", "ONBOARD_LOG_LEVEL": "info",
+            "ONBOARD_STORE": "dynamodb", "ONBOARD_TABLE": "bench-tenants", "ONBOARD_LOG_LEVEL": "info", "ONBOARD_RATE_LIMITS": "off",
         }
         subprocess.run([binary, "table", "create", "--table", "bench-tenants"], env=environment, check=True, stdout=subprocess.DEVNULL)
 

@@ -21,6 +21,9 @@ public struct APIGatewayRequestInfo: Sendable {
     public let requestID: String?
     /// Claims of a Cognito/JWT authorizer that already verified the caller (empty without one).
     public let claims: [String: String]
+    /// The caller's address as API Gateway saw it (`requestContext.identity.sourceIp` in 1.0,
+    /// `requestContext.http.sourceIp` in 2.0); clients cannot set it.
+    public var sourceIP: String? = nil
 }
 
 /// Turns API Gateway proxy events into requests for a Hummingbird responder (the same router
@@ -77,7 +80,9 @@ public struct APIGatewayAdapter<Responder: HTTPResponder>: Sendable where Respon
             }
             let query = (event["rawQueryString"] as? String).flatMap { $0.isEmpty ? nil : $0 }
             let jwt = (context["authorizer"] as? [String: Any])?["jwt"] as? [String: Any]
-            let info = APIGatewayRequestInfo(version: .v2, stage: stage, requestID: requestID, claims: claimStrings(jwt?["claims"]))
+            let info = APIGatewayRequestInfo(
+                version: .v2, stage: stage, requestID: requestID, claims: claimStrings(jwt?["claims"]), sourceIP: http["sourceIp"] as? String
+            )
             return (try makeRequest(method: method, path: strip(stage: stage, from: rawPath), query: query, headers: headers, event: event), info)
         }
         guard let method = event["httpMethod"] as? String, let path = event["path"] as? String else {
@@ -104,7 +109,10 @@ public struct APIGatewayAdapter<Responder: HTTPResponder>: Sendable where Respon
         }
         let query = queryItems.isEmpty ? nil : queryItems.map { "\(percentEncode($0.0))=\(percentEncode($0.1))" }.joined(separator: "&")
         let authorizer = context["authorizer"] as? [String: Any]
-        let info = APIGatewayRequestInfo(version: .v1, stage: stage, requestID: requestID, claims: claimStrings(authorizer?["claims"]))
+        let info = APIGatewayRequestInfo(
+            version: .v1, stage: stage, requestID: requestID, claims: claimStrings(authorizer?["claims"]),
+            sourceIP: (context["identity"] as? [String: Any])?["sourceIp"] as? String
+        )
         return (try makeRequest(method: method, path: strip(stage: stage, from: path), query: query, headers: headers, event: event), info)
     }
 

@@ -15,20 +15,26 @@ public struct AppRequestContext: AuthRequestContext, RequestContext {
     /// Cognito authorizer); empty when there is none.
     public var authorizerClaims: [String: String]
 
+    /// The address of the peer that sent the request (a proxy's, behind one); rate limiting
+    /// derives the client's address from it (see ``ClientAddress``).
+    public var peerAddress: String?
+
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
         self.identity = nil
         self.requestID = ""
         self.authorizerClaims = [:]
+        self.peerAddress = source.channel.remoteAddress?.ipAddress
     }
 
     /// A context for a request that did not come through the HTTP server (an API Gateway event
     /// in Lambda).
-    public init(logger: Logger, authorizerClaims: [String: String]) {
+    public init(logger: Logger, authorizerClaims: [String: String], peerAddress: String? = nil) {
         self.coreContext = .init(source: LoggerSource(logger: logger))
         self.identity = nil
         self.requestID = ""
         self.authorizerClaims = authorizerClaims
+        self.peerAddress = peerAddress
     }
 
     private struct LoggerSource: RequestContextSource {

@@ -12,6 +12,10 @@ public struct AppDependencies: Sendable {
     public var hasher: any SecretHasher
     /// Reported by `GET /health`.
     public var version: String
+    /// Who may call `POST /onboard`.
+    public var onboardingAccess: OnboardingAccess
+    /// Request limits; `nil` switches them off (benchmarks, load tests).
+    public var rateLimiter: RateLimiter?
 
     public init(
         store: any TenantStore,
@@ -19,7 +23,9 @@ public struct AppDependencies: Sendable {
         ids: any TenantIDGenerator = UUIDv7Generator(),
         clock: any WallClock = SystemWallClock(),
         hasher: any SecretHasher = CryptoSecretHasher(),
-        version: String = OnboardVersion.current
+        version: String = OnboardVersion.current,
+        onboardingAccess: OnboardingAccess = .open,
+        rateLimiter: RateLimiter? = RateLimiter(policy: RateLimitPolicy())
     ) {
         self.store = store
         self.verifiers = verifiers
@@ -27,9 +33,19 @@ public struct AppDependencies: Sendable {
         self.clock = clock
         self.hasher = hasher
         self.version = version
+        self.onboardingAccess = onboardingAccess
+        self.rateLimiter = rateLimiter
     }
 
     var apiKeys: ApiKeys { ApiKeys(store: store, hasher: hasher, clock: clock) }
+}
+
+/// Who may onboard a client: anyone (public sign-up, the brief's default) or only the admin.
+public enum OnboardingAccess: String, Sendable, CaseIterable {
+    case open
+    case admin
+
+    var access: Access { self == .open ? .anyone : .admin }
 }
 
 /// The version of this build.
@@ -40,6 +56,7 @@ public enum OnboardVersion {
 /// The route table: every operation the API serves, with who may call it.
 public func routeTable(_ dependencies: AppDependencies) -> [Route] {
     let tenants = TenantController(
+        onboardingAccess: dependencies.onboardingAccess.access,
         onboarding: OnboardingService(store: dependencies.store, hasher: dependencies.hasher, ids: dependencies.ids, clock: dependencies.clock),
         tenants: TenantService(store: dependencies.store)
     )
@@ -51,15 +68,18 @@ public func routeTable(_ dependencies: AppDependencies) -> [Route] {
 
 /// The one router: the HTTP server and the tests (and later the Lambda function) serve it.
 ///
-/// Middleware, outermost first: request id → request log → problem+json → authentication; then
-/// each route checks its ``Access`` before its handler runs.
+/// Middleware, outermost first: request id → request log → problem+json → failed-credential
+/// limit → authentication → rate limits; then each route checks its ``Access`` before its
+/// handler runs.
 public func buildRouter(_ dependencies: AppDependencies) -> Router<AppRequestContext> {
     let router = Router(context: AppRequestContext.self, options: [.autoGenerateHeadEndpoints])
     router.add(middleware: RequestIDMiddleware())
     router.add(middleware: RequestLogMiddleware())
     let routes = routeTable(dependencies)
     router.add(middleware: ProblemMiddleware(knownPaths: KnownPaths(routes)))
+    if let limiter = dependencies.rateLimiter { router.add(middleware: FailedAuthLimitMiddleware(limiter: limiter)) }
     router.add(middleware: BearerAuthenticator(verifiers: dependencies.verifiers + [ApiKeyVerifier(apiKeys: dependencies.apiKeys)]))
+    if let limiter = dependencies.rateLimiter { router.add(middleware: RateLimitMiddleware(limiter: limiter)) }
     for route in routes {
         router.on(RouterPath(route.routerPath), method: route.method) { request, context in
             try route.access.authorize(context.identity, parameters: context.parameters)

@@ -31,9 +31,12 @@ enum LambdaMain {
             let verifier: any CredentialVerifier =
                 configuration.adminToken.map { AdminTokenVerifier(credential: AdminCredential(token: $0)) }
                 ?? StoredAdminTokenVerifier(store: opened.store, credential: nil)
-            let router = buildRouter(AppDependencies(store: opened.store, verifiers: [verifier]))
+            let router = buildRouter(AppDependencies(
+                store: opened.store, verifiers: [verifier], onboardingAccess: configuration.onboarding,
+                rateLimiter: configuration.rateLimits.map { RateLimiter(policy: $0) }
+            ))
             let adapter = APIGatewayAdapter(responder: router.buildResponder()) { info, logger in
-                AppRequestContext(logger: logger, authorizerClaims: info.claims)
+                AppRequestContext(logger: logger, authorizerClaims: info.claims, peerAddress: info.sourceIP)
             }
             loop = LambdaRuntimeLoop(client: client, logger: logger, handler: adapter.handle)
         } catch {

@@ -35,10 +35,12 @@ struct Serve: AsyncParsableCommand {
     @Option(help: ArgumentHelp("trace, debug, info, notice, warning, error or critical (ONBOARD_LOG_LEVEL; default info).", valueName: "level"))
     var logLevel: String?
 
+    @OptionGroup var accessOptions: AccessOptions
+
     func run() async throws {
         let flags = [
             Setting.host.key: host, Setting.port.key: port, Setting.adminToken.key: adminToken, Setting.logLevel.key: logLevel,
-        ].compactMapValues { $0 }.merging(storeOptions.flags) { $1 }
+        ].compactMapValues { $0 }.merging(storeOptions.flags) { $1 }.merging(accessOptions.flags) { $1 }
         let configuration: ServeConfiguration
         do {
             configuration = try ServeConfiguration.resolve(flags: flags, environment: ProcessInfo.processInfo.environment)
@@ -79,7 +81,12 @@ struct Serve: AsyncParsableCommand {
             Console.line("admin token: stored hashed in the store (lost it? `onboard admin-token rotate` with the same store options)")
         }
 
-        let router = buildRouter(AppDependencies(store: store, verifiers: [verifier]))
+        let router = buildRouter(AppDependencies(
+            store: store, verifiers: [verifier], onboardingAccess: configuration.onboarding,
+            rateLimiter: configuration.rateLimits.map { RateLimiter(policy: $0) }
+        ))
+        Console.line("onboarding: \(configuration.onboarding == .open ? "open (anyone may POST /onboard)" : "admin only")")
+        Console.line("rate limits: \(configuration.rateLimits.map(Self.describe) ?? "off")")
         let host = configuration.host
         let started = Atomic(false)
         let app = Application(
@@ -100,6 +107,46 @@ struct Serve: AsyncParsableCommand {
             let message = started.load(ordering: .relaxed) ? "the server stopped: \(error)" : "cannot listen on \(host):\(configuration.port): \(error)"
             throw Console.fail(message, exitCode: .failure)
         }
+    }
+}
+
+extension Serve {
+    static func describe(_ policy: RateLimitPolicy) -> String {
+        var text = "\(policy.perPrincipal) per caller, \(policy.anonymousPerAddress) per anonymous address, \(policy.onboardPerAddress) sign-ups per address"
+        if !policy.trustedProxies.isEmpty { text += "; trusted proxies \(policy.trustedProxies.map(\.description).joined(separator: ","))" }
+        return text
+    }
+}
+
+/// Who may onboard, and the request limits (`serve` only).
+struct AccessOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("open (anyone may POST /onboard) or admin (only the admin) (ONBOARD_ONBOARDING; default open).", valueName: "mode"))
+    var onboarding: String?
+
+    @Option(help: ArgumentHelp("on or off: off lifts every limit, for benchmarks and load tests (ONBOARD_RATE_LIMITS; default on).", valueName: "on|off"))
+    var rateLimits: String?
+
+    @Option(help: ArgumentHelp("Per authenticated caller, <count>/<s|m|h>[:<burst>] (ONBOARD_RATE_LIMIT; default 50/s:100).", valueName: "rate"))
+    var rateLimit: String?
+
+    @Option(help: ArgumentHelp("Per client address without credentials (ONBOARD_ANONYMOUS_RATE_LIMIT; default 20/s:50).", valueName: "rate"))
+    var anonymousRateLimit: String?
+
+    @Option(help: ArgumentHelp("POST /onboard per client address (ONBOARD_ONBOARD_RATE_LIMIT; default 1/s:20).", valueName: "rate"))
+    var onboardRateLimit: String?
+
+    @Option(help: ArgumentHelp(
+        "Comma-separated addresses/CIDRs of proxies whose X-Forwarded-For is believed (ONBOARD_TRUSTED_PROXIES; default none).",
+        valueName: "cidrs"
+    ))
+    var trustedProxies: String?
+
+    var flags: [String: String] {
+        [
+            Setting.onboarding.key: onboarding, Setting.rateLimits.key: rateLimits, Setting.rateLimit.key: rateLimit,
+            Setting.anonymousRateLimit.key: anonymousRateLimit, Setting.onboardRateLimit.key: onboardRateLimit,
+            Setting.trustedProxies.key: trustedProxies,
+        ].compactMapValues { $0 }
     }
 }
 

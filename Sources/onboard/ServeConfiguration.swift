@@ -22,8 +22,17 @@ struct Setting: Sendable {
     static let table = Setting(key: "table", isSecret: false)
     static let dynamoDBEndpoint = Setting(key: "dynamodb_endpoint", isSecret: false)
     static let region = Setting(key: "region", isSecret: false)
+    static let onboarding = Setting(key: "onboarding", isSecret: false)
+    static let rateLimits = Setting(key: "rate_limits", isSecret: false)
+    static let rateLimit = Setting(key: "rate_limit", isSecret: false)
+    static let anonymousRateLimit = Setting(key: "anonymous_rate_limit", isSecret: false)
+    static let onboardRateLimit = Setting(key: "onboard_rate_limit", isSecret: false)
+    static let trustedProxies = Setting(key: "trusted_proxies", isSecret: false)
 
-    static let all: [Setting] = [.host, .port, .database, .adminToken, .logLevel, .store, .table, .dynamoDBEndpoint, .region]
+    static let all: [Setting] = [
+        .host, .port, .database, .adminToken, .logLevel, .store, .table, .dynamoDBEndpoint, .region,
+        .onboarding, .rateLimits, .rateLimit, .anonymousRateLimit, .onboardRateLimit, .trustedProxies,
+    ]
 }
 
 /// Reads settings: flag, then environment variable, then (the caller's) default.
@@ -125,6 +134,9 @@ struct ServeConfiguration: Sendable {
     var adminToken: String?
     var logLevel: Logger.Level = .info
     var store = StoreConfiguration()
+    var onboarding: OnboardingAccess = .open
+    /// `nil`: rate limits off.
+    var rateLimits: RateLimitPolicy? = RateLimitPolicy()
 
     /// - Parameters:
     ///   - flags: the values given on the command line, by setting key.
@@ -162,6 +174,45 @@ struct ServeConfiguration: Sendable {
             }
             configuration.logLevel = parsed
         }
+        if let (mode, source) = settings.read(.onboarding) {
+            guard let parsed = OnboardingAccess(rawValue: mode.lowercased()) else {
+                throw ConfigurationError(description: "invalid \(source) '\(mode)': expected open (anyone may onboard) or admin (only the admin)")
+            }
+            configuration.onboarding = parsed
+        }
+        configuration.rateLimits = try resolveRateLimits(settings)
         return configuration
+    }
+
+    private static func resolveRateLimits(_ settings: SettingsReader) throws(ConfigurationError) -> RateLimitPolicy? {
+        if let (switchValue, source) = settings.read(.rateLimits) {
+            switch switchValue.lowercased() {
+            case "off", "false", "0": return nil
+            case "on", "true", "1": break
+            default: throw ConfigurationError(description: "invalid \(source) '\(switchValue)': expected on or off")
+            }
+        }
+        var policy = RateLimitPolicy()
+        func limit(_ setting: Setting) throws(ConfigurationError) -> RateLimit? {
+            guard let (text, source) = settings.read(setting) else { return nil }
+            guard let parsed = RateLimit(parsing: text) else {
+                throw ConfigurationError(description: "invalid \(source) '\(text)': expected <count>/<s|m|h>[:<burst>], e.g. 50/s:100")
+            }
+            return parsed
+        }
+        if let value = try limit(.rateLimit) { policy.perPrincipal = value }
+        if let value = try limit(.anonymousRateLimit) { policy.anonymousPerAddress = value }
+        if let value = try limit(.onboardRateLimit) { policy.onboardPerAddress = value }
+        if let (text, source) = settings.read(.trustedProxies) {
+            var networks: [IPNetwork] = []
+            for entry in text.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !entry.isEmpty {
+                guard let network = IPNetwork(entry) else {
+                    throw ConfigurationError(description: "invalid \(source): '\(entry)' is not an IP address or CIDR network (e.g. 10.0.0.0/8)")
+                }
+                networks.append(network)
+            }
+            policy.trustedProxies = networks
+        }
+        return policy
     }
 }

@@ -28,7 +28,7 @@ struct DynamoDBBinaryTests {
         #expect(try await again.waitForExit() == 0)
         #expect(again.stdout.text.contains("already existed"))
 
-        let first = try OnboardProcess(["serve", "--port", "0", "--store", "dynamodb", "--table", table], environment: environment)
+        let first = try OnboardProcess(["serve", "--port", "0", "--store", "dynamodb", "--table", table, "--rate-limits", "off"], environment: environment)
         let base = try await first.waitUntilListening()
         #expect(first.stdout.lines.contains("store: DynamoDB table \(table) at \(moto.endpoint) (us-east-1)"))
         let token = String(try #require(first.stdout.lines.first { $0.hasPrefix("admin token: onb_admin_") }).dropFirst("admin token: ".count))

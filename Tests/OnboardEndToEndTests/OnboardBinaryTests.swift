@@ -17,7 +17,7 @@ struct OnboardBinaryTests {
         defer { try? FileManager.default.removeItem(at: folder) }
         let database = folder.appendingPathComponent("tenants.sqlite").path
 
-        let first = try OnboardProcess(["serve", "--port", "0", "--database", database])
+        let first = try OnboardProcess(["serve", "--port", "0", "--database", database, "--rate-limits", "off"])
         let base = try await first.waitUntilListening()
         #expect(base.hasPrefix("http://127.0.0.1:"))
         #expect(first.stdout.lines.contains("database: \(database)"))
@@ -181,5 +181,61 @@ struct OnboardBinaryTests {
             #expect(try await http.tenant(id, token: String(oldToken)).status == 401)
         }
         _ = try await server.terminate()
+    }
+
+    @Test("--onboarding admin closes sign-up to anonymous callers; --onboard-rate-limit answers 429 with Retry-After")
+    func accessModeAndRateLimits() async throws {
+        let folder = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let closed = try OnboardProcess(
+            ["serve", "--port", "0", "--database", folder.appendingPathComponent("closed.sqlite").path, "--onboarding", "admin"]
+        )
+        let closedBase = try await closed.waitUntilListening()
+        #expect(closed.stdout.lines.contains("onboarding: admin only"))
+        let token = String(try #require(closed.stdout.lines.first { $0.hasPrefix("admin token: onb_admin_") }).dropFirst("admin token: ".count))
+        try await HTTP.with(closedBase) { http in
+            #expect(try await http.onboard(name: "Anonymous", phone: "+3312345678").status == 401)
+            let byAdmin = try await http.send(
+                .POST, "/onboard", headers: [("Content-Type", "application/json"), ("Authorization", "Bearer \(token)")],
+                body: #"{"clientName": "By admin", "clientPhone": "+3312345678"}"#
+            )
+            #expect(byAdmin.status == 201)
+        }
+        _ = try await closed.terminate()
+
+        let limited = try OnboardProcess(
+            ["serve", "--port", "0", "--database", folder.appendingPathComponent("limited.sqlite").path],
+            environment: ["ONBOARD_ONBOARD_RATE_LIMIT": "2/h:2"]
+        )
+        let limitedBase = try await limited.waitUntilListening()
+        #expect(limited.stdout.lines.contains { $0.hasPrefix("rate limits: ") && $0.contains("sign-ups per address") })
+        try await HTTP.with(limitedBase) { http in
+            #expect(try await http.onboard(name: "One", phone: "+3312345678").status == 201)
+            #expect(try await http.onboard(name: "Two", phone: "+3312345678").status == 201)
+            let third = try await http.onboard(name: "Three", phone: "+3312345678")
+            #expect(third.status == 429)
+            #expect(jsonField("code", in: third.body) == "rate-limited")
+            // 1 token per 1,800 s: the next one is about half an hour away.
+            let retryAfter = try #require(third.headers.first(name: "Retry-After").flatMap(Int.init))
+            #expect((1700...1800).contains(retryAfter))
+            #expect(third.headers.first(name: "RateLimit-Remaining") == "0")
+            #expect(third.headers.first(name: "RateLimit-Limit") == "2")
+        }
+        _ = try await limited.terminate()
+
+        let unlimited = try OnboardProcess(
+            ["serve", "--port", "0", "--database", folder.appendingPathComponent("unlimited.sqlite").path],
+            environment: ["ONBOARD_ONBOARD_RATE_LIMIT": "2/h:2", "ONBOARD_RATE_LIMITS": "off"]
+        )
+        let unlimitedBase = try await unlimited.waitUntilListening()
+        #expect(unlimited.stdout.lines.contains("rate limits: off"))
+        try await HTTP.with(unlimitedBase) { (http: HTTP) async throws in
+            for index in 0..<5 { #expect(try await http.onboard(name: "Client \(index)", phone: "+3312345678").status == 201) }
+        }
+        _ = try await unlimited.terminate()
+
+        let invalid = try OnboardProcess(["serve", "--port", "0", "--onboard-rate-limit", "lots"])
+        #expect(try await invalid.waitForExit() == 64)
+        #expect(invalid.stderr.text.contains("invalid --onboard-rate-limit 'lots': expected <count>/<s|m|h>[:<burst>]"))
     }
 }

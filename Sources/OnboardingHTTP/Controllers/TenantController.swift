@@ -4,12 +4,14 @@ import OnboardingCore
 
 /// `POST /onboard` and the tenant routes.
 struct TenantController: Sendable {
+    /// `.anyone` (open sign-up) or `.admin`.
+    let onboardingAccess: Access
     let onboarding: OnboardingService
     let tenants: TenantService
 
     var routes: [Route] {
         [
-            Route(.post, "/onboard", access: .anyone, handler: onboard),
+            Route(.post, "/onboard", access: onboardingAccess, handler: onboard),
             Route(.get, "/tenants", access: .admin, handler: list),
             Route(.get, "/tenants/{tenantId}", access: .ownTenant, handler: tenant),
         ]

@@ -159,6 +159,8 @@ enum TestServer {
     static func run<Value: Sendable>(
         logLevel: Logger.Level = .debug,
         wrapStore: @Sendable (any TenantStore) -> any TenantStore = { $0 },
+        onboardingAccess: OnboardingAccess = .open,
+        rateLimits: RateLimitPolicy? = nil,
         _ body: @Sendable (APIClient, TestFixture) async throws -> Value
     ) async throws -> Value {
         let directory = try TemporaryDirectory()
@@ -170,7 +172,9 @@ enum TestServer {
         let logger = Logger(label: "onboard-test", factory: { _ in handler })
         let router = buildRouter(AppDependencies(
             store: wrapStore(store),
-            verifiers: [AdminTokenVerifier(credential: AdminCredential(token: adminToken))]
+            verifiers: [AdminTokenVerifier(credential: AdminCredential(token: adminToken))],
+            onboardingAccess: onboardingAccess,
+            rateLimiter: rateLimits.map { RateLimiter(policy: $0) }
         ))
         let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: logger)
         return try await app.test(.live) { client in
