@@ -11,6 +11,7 @@ import OnboardingCore
 import OnboardingDynamoDB
 import OnboardingHTTP
 import OnboardingSQLite
+import Synchronization
 import Testing
 
 /// A response as the tests see it, already checked against the OpenAPI document.
@@ -43,6 +44,13 @@ struct APIResponse: Sendable {
 /// openapi.yaml, so the whole suite doubles as the contract test.
 struct APIClient: Sendable {
     let client: any TestClientProtocol
+    /// Every credential this client sent or received; the server's logs must contain none.
+    let secrets: SecretLedger
+
+    init(client: any TestClientProtocol, secrets: SecretLedger = SecretLedger()) {
+        self.client = client
+        self.secrets = secrets
+    }
 
     @discardableResult
     func send(
@@ -57,9 +65,14 @@ struct APIClient: Sendable {
         _ method: HTTPRequest.Method, _ path: String, headers: HTTPFields = [:], bytes: [UInt8]?,
         sourceLocation: SourceLocation = #_sourceLocation
     ) async throws -> APIResponse {
+        if let authorization = headers[.authorization] {
+            secrets.record(authorization)
+            if let token = authorization.split(separator: " ", maxSplits: 1).last { secrets.record(String(token)) }
+        }
         let response = try await client.executeRequest(uri: path, method: method, headers: headers, body: bytes.map { ByteBuffer(bytes: $0) })
         let body = response.body.readableBytesView.map { $0 }
         let result = APIResponse(status: Int(response.status.code), headers: response.headers, body: body)
+        if let issued = result["apiKey"] { secrets.record(issued) }
         let violations = OpenAPIValidator.shared.violations(
             method: method, path: path, status: result.status, headers: result.headers, body: body
         )
@@ -177,13 +190,31 @@ enum TestServer {
             rateLimiter: rateLimits.map { RateLimiter(policy: $0) }
         ))
         let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: logger)
-        return try await app.test(.live) { client in
+        let secrets = SecretLedger()
+        secrets.record(adminToken)
+        let value = try await app.test(.live) { client in
             try await body(
-                APIClient(client: client),
+                APIClient(client: client, secrets: secrets),
                 TestFixture(store: store, sqlitePath: sqlitePath, logs: handler, port: client.port ?? 0, countItems: countItems)
             )
         }
+        // Secrets hygiene, checked after every test of the suite: no key or token the test issued
+        // or sent appears anywhere in what the server logged (message or metadata).
+        let logText = TestFixture(store: store, sqlitePath: sqlitePath, logs: handler, port: 0, countItems: countItems).logText
+        // (Counted, not expected one by one: a failed #expect would print the log, secret included.)
+        let leaked = secrets.all.filter { $0.count >= 16 && logText.contains($0) }.count
+        #expect(leaked == 0, "credentials appear in the server's logs")
+        return value
     }
+}
+
+/// The credentials a test issued or sent, collected to check the logs against.
+final class SecretLedger: Sendable {
+    private let secrets = Mutex(Set<String>())
+
+    func record(_ secret: String) { _ = secrets.withLock { $0.insert(secret) } }
+
+    var all: Set<String> { secrets.withLock { $0 } }
 }
 
 /// A folder under the system's temporary directory, removed by `remove()`.

@@ -1,0 +1,150 @@
+import Foundation
+import HTTPTypes
+import OnboardingCore
+import OnboardingHTTP
+import Testing
+
+/// Tenant isolation, proven route by route: every route of the route table × every kind of
+/// caller, with the status each must get, and the bodies checked for the other tenant's data.
+@Suite("Tenant isolation matrix")
+struct IsolationMatrixTests {
+    /// Who calls. Tenant A is the target of every tenant-scoped request.
+    enum Caller: String, CaseIterable, CustomStringConvertible {
+        case ownKey = "A's key"
+        case otherTenantKey = "B's key"
+        case revokedKey = "A's revoked key"
+        case none = "no credentials"
+        case malformedHeader = "malformed Authorization"
+        case admin = "admin"
+
+        var description: String { rawValue }
+    }
+
+    /// One row: a route of the route table and the status each caller gets.
+    struct Row: Sendable {
+        let method: HTTPRequest.Method
+        /// The route as the route table names it.
+        let route: String
+        let expected: [Caller: Int]
+    }
+
+    static let ok = 200
+
+    /// The policy, as a table. Another tenant's objects answer 404 (not 403): existence does not
+    /// leak. A credential that is not valid is a 401 on every route, public ones included.
+    static let rows: [Row] = {
+        func row(_ method: HTTPRequest.Method, _ route: String, own: Int, other: Int, none: Int, admin: Int) -> Row {
+            Row(method: method, route: route, expected: [
+                .ownKey: own, .otherTenantKey: other, .revokedKey: 401, .none: none, .malformedHeader: 401, .admin: admin,
+            ])
+        }
+        return [
+            row(.post, "/onboard", own: 201, other: 201, none: 201, admin: 201),
+            row(.get, "/tenants", own: 403, other: 403, none: 401, admin: 200),
+            row(.get, "/tenants/{tenantId}", own: 200, other: 404, none: 401, admin: 200),
+            row(.post, "/tenants/{tenantId}/api-keys", own: 201, other: 404, none: 401, admin: 201),
+            row(.get, "/tenants/{tenantId}/api-keys", own: 200, other: 404, none: 401, admin: 200),
+            row(.delete, "/tenants/{tenantId}/api-keys/{keyId}", own: 204, other: 404, none: 401, admin: 204),
+            row(.get, "/tenants/{tenantId}/resources/{type}", own: 200, other: 404, none: 401, admin: 200),
+            row(.get, "/tenants/{tenantId}/resources/{type}/{resourceId}", own: 200, other: 404, none: 401, admin: 200),
+            row(.put, "/tenants/{tenantId}/resources/{type}/{resourceId}", own: 200, other: 404, none: 401, admin: 200),
+            row(.delete, "/tenants/{tenantId}/resources/{type}/{resourceId}", own: 204, other: 404, none: 401, admin: 204),
+            row(.get, "/health", own: 200, other: 200, none: 200, admin: 200),
+            row(.get, "/openapi.yaml", own: 200, other: 200, none: 200, admin: 200),
+        ]
+    }()
+
+    @Test("the matrix covers every route the server serves")
+    func coversEveryRoute() async throws {
+        try await TestServer.run { _, fixture in
+            let served = Set(routeTable(AppDependencies(store: fixture.store, verifiers: [])).map { "\($0.method) \($0.path)" })
+            let covered = Set(Self.rows.map { "\($0.method) \($0.route)" })
+            #expect(served == covered)
+        }
+    }
+
+    @Test("every route × every caller gets the expected status, and B never sees A's data")
+    func matrix() async throws {
+        try await TestServer.run { api, fixture in
+            // Two tenants holding a resource of the same type and id, with tell-tale contents.
+            let alpha = try await api.onboard(#"{"clientName": "Alpha Secret Holdings", "clientPhone": "+14155550111"}"#)
+            let a = try #require(alpha["tenantId"]), keyA = try #require(alpha["apiKey"])
+            let beta = try await api.onboard(#"{"clientName": "Beta Corp", "clientPhone": "+14155550122"}"#)
+            let b = try #require(beta["tenantId"]), keyB = try #require(beta["apiKey"])
+            let alphaMarkers = ["Alpha Secret Holdings", "4155550111", "alpha-marker-7f3a"]
+            #expect(try await api.call(.put, "/tenants/\(a)/resources/doc/same", token: keyA, json: #"{"owner": "alpha-marker-7f3a"}"#).status == 201)
+            #expect(try await api.call(.put, "/tenants/\(b)/resources/doc/same", token: keyB, json: #"{"owner": "beta-marker-19c2"}"#).status == 201)
+            let revokedA = try #require(try await api.call(.post, "/tenants/\(a)/api-keys", token: keyA)["apiKey"])
+            #expect(try await api.call(.delete, "/tenants/\(a)/api-keys/\(Self.keyId(revokedA))", token: keyA).status == 204)
+
+            for row in Self.rows {
+                for caller in Caller.allCases {
+                    // Each cell starts from the same state: A's document exists (and a key to revoke).
+                    let reset = try await api.call(.put, "/tenants/\(a)/resources/doc/same", token: TestServer.adminToken, json: #"{"owner": "alpha-marker-7f3a"}"#)
+                    #expect(reset.status == 200 || reset.status == 201)
+                    var spareKey = "0000000000000000"
+                    if row.route.contains("{keyId}") {
+                        spareKey = try #require(try await api.call(.post, "/tenants/\(a)/api-keys", token: TestServer.adminToken)["keyId"])
+                    }
+
+                    let path = row.route
+                        .replacingOccurrences(of: "{tenantId}", with: a)
+                        .replacingOccurrences(of: "{keyId}", with: spareKey)
+                        .replacingOccurrences(of: "{type}", with: "doc")
+                        .replacingOccurrences(of: "{resourceId}", with: "same")
+                    var headers: HTTPFields = [:]
+                    switch caller {
+                    case .ownKey: headers[.authorization] = "Bearer \(keyA)"
+                    case .otherTenantKey: headers[.authorization] = "Bearer \(keyB)"
+                    case .revokedKey: headers[.authorization] = "Bearer \(revokedA)"
+                    case .none: break
+                    case .malformedHeader: headers[.authorization] = "Basic \(Data("a:b".utf8).base64EncodedString())"
+                    case .admin: headers[.authorization] = "Bearer \(TestServer.adminToken)"
+                    }
+                    var body: String?
+                    if row.method == .put {
+                        body = caller == .otherTenantKey ? #"{"owner": "overwritten-by-b"}"# : #"{"owner": "alpha-marker-7f3a"}"#
+                    } else if row.route == "/onboard" {
+                        body = #"{"clientName": "Gamma", "clientPhone": "+14155550133"}"#
+                    }
+                    if body != nil { headers[.contentType] = "application/json" }
+                    let response = try await api.send(row.method, path, headers: headers, body: body)
+                    let expected = try #require(row.expected[caller])
+                    #expect(response.status == expected, "\(row.method) \(row.route) as \(caller)")
+                    if response.status >= 400 {
+                        #expect(response.headers[.contentType] == "application/problem+json", "\(row.method) \(row.route) as \(caller)")
+                    }
+                    if row.route.contains("{keyId}") {
+                        let cleanup = try await api.call(.delete, "/tenants/\(a)/api-keys/\(spareKey)", token: TestServer.adminToken)
+                        #expect(cleanup.status == (response.status == 204 ? 404 : 204), "the key is revoked exactly when the answer says so")
+                    }
+                    // What a caller that is not A (nor the admin) receives holds nothing of A's.
+                    if caller != .ownKey && caller != .admin {
+                        for marker in alphaMarkers {
+                            #expect(!response.text.contains(marker), "\(row.method) \(row.route) as \(caller) leaked A's data")
+                        }
+                    }
+                }
+            }
+
+            // B's attempts changed nothing of A's, and each tenant still sees only its own data.
+            let docA = try await api.call(.get, "/tenants/\(a)/resources/doc/same", token: keyA)
+            #expect(docA.json["data"] == .map(["owner": .string("alpha-marker-7f3a")]))
+            let docB = try await api.call(.get, "/tenants/\(b)/resources/doc/same", token: keyB)
+            #expect(docB.json["data"] == .map(["owner": .string("beta-marker-19c2")]))
+            for path in ["/tenants/\(b)", "/tenants/\(b)/resources/doc", "/tenants/\(b)/resources/doc/same", "/tenants/\(b)/api-keys"] {
+                let own = try await api.call(.get, path, token: keyB)
+                #expect(own.status == 200, "\(path)")
+                for marker in alphaMarkers { #expect(!own.text.contains(marker), "\(path) shows A's data to B") }
+            }
+            let listB = try await api.call(.get, "/tenants/\(b)/resources/doc", token: keyB)
+            guard case .list(let resources)? = listB.json["resources"] else { Issue.record("no listing"); return }
+            #expect(resources.count == 1)
+            // The store agrees: A's partition holds A's document, B's holds B's.
+            #expect(try await fixture.store.get(ItemKey(tenantId: a, resourceKey: "doc#same"))?["data"] == .map(["owner": .string("alpha-marker-7f3a")]))
+            #expect(try await fixture.store.get(ItemKey(tenantId: b, resourceKey: "doc#same"))?["data"] == .map(["owner": .string("beta-marker-19c2")]))
+        }
+    }
+
+    static func keyId(_ key: String) -> String { String(key.split(separator: "_")[1]) }
+}
