@@ -143,6 +143,31 @@ struct APIGatewayAdapterTests {
         #expect(binary["body"] as? String == "AP8B")
     }
 
+    @Test("the caller's address is API Gateway's sourceIp (1.0 and 2.0), never a header the client sets")
+    func sourceAddress() async throws {
+        let router = Router(context: AppRequestContext.self)
+        router.get("/peer") { _, context -> String in context.peerAddress ?? "none" }
+        let adapter = APIGatewayAdapter(responder: router.buildResponder()) { info, logger in
+            AppRequestContext(logger: logger, authorizerClaims: info.claims, peerAddress: info.sourceIP)
+        }
+        var rest = try sampleEvent("rest-v1")
+        rest["httpMethod"] = "GET"
+        rest["path"] = "/peer"
+        rest["body"] = NSNull()
+        rest["multiValueHeaders"] = ["X-Forwarded-For": ["6.6.6.6"]]
+        var context = rest["requestContext"] as? [String: Any] ?? [:]
+        context["identity"] = ["sourceIp": "203.0.113.9"]
+        rest["requestContext"] = context
+        #expect(try proxyResponse(try await adapter.handle(try invocation(rest), logger: Logger(label: "test")))["body"] as? String == "203.0.113.9")
+
+        var http = try sampleEvent("http-v2")
+        http["rawPath"] = "/Prod/peer"
+        var httpContext = http["requestContext"] as? [String: Any] ?? [:]
+        httpContext["http"] = ["method": "GET", "path": "/Prod/peer", "sourceIp": "2001:db8::7"]
+        http["requestContext"] = httpContext
+        #expect(try proxyResponse(try await adapter.handle(try invocation(http), logger: Logger(label: "test")))["body"] as? String == "2001:db8::7")
+    }
+
     @Test("behind a Cognito authorizer, members of the admin group are the admin; others are not")
     func cognitoAdmin() async throws {
         try await withAdapter { adapter in
