@@ -12,6 +12,8 @@ public struct AppDependencies: Sendable {
     public var hasher: any SecretHasher
     /// Reported by `GET /health`.
     public var version: String
+    /// How claims an API Gateway authorizer verified make a principal (the JWT verifier's mapping).
+    public var claimMapping: ClaimMapping
 
     public init(
         store: any TenantStore,
@@ -19,7 +21,8 @@ public struct AppDependencies: Sendable {
         ids: any TenantIDGenerator = UUIDv7Generator(),
         clock: any WallClock = SystemWallClock(),
         hasher: any SecretHasher = CryptoSecretHasher(),
-        version: String = OnboardVersion.current
+        version: String = OnboardVersion.current,
+        claimMapping: ClaimMapping = ClaimMapping()
     ) {
         self.store = store
         self.verifiers = verifiers
@@ -27,6 +30,7 @@ public struct AppDependencies: Sendable {
         self.clock = clock
         self.hasher = hasher
         self.version = version
+        self.claimMapping = claimMapping
     }
 
     var apiKeys: ApiKeys { ApiKeys(store: store, hasher: hasher, clock: clock) }
@@ -58,7 +62,10 @@ public func buildRouter(_ dependencies: AppDependencies) -> Router<AppRequestCon
     router.add(middleware: RequestLogMiddleware())
     let routes = routeTable(dependencies)
     router.add(middleware: ProblemMiddleware(knownPaths: KnownPaths(routes)))
-    router.add(middleware: BearerAuthenticator(verifiers: dependencies.verifiers + [ApiKeyVerifier(apiKeys: dependencies.apiKeys)]))
+    router.add(middleware: BearerAuthenticator(
+        verifiers: dependencies.verifiers + [ApiKeyVerifier(apiKeys: dependencies.apiKeys)],
+        claimMapping: dependencies.claimMapping
+    ))
     for route in routes {
         router.on(RouterPath(route.routerPath), method: route.method) { request, context in
             try route.access.authorize(context.identity, parameters: context.parameters)
