@@ -31,7 +31,10 @@ enum LambdaMain {
             let verifier: any CredentialVerifier =
                 configuration.adminToken.map { AdminTokenVerifier(credential: AdminCredential(token: $0)) }
                 ?? StoredAdminTokenVerifier(store: opened.store, credential: nil)
-            let router = buildRouter(AppDependencies(store: opened.store, verifiers: [verifier]))
+            let router = buildRouter(AppDependencies(
+                store: opened.store, verifiers: [verifier] + configuration.oidc.verifiers(logger: logger),
+                claimMapping: configuration.oidc.claims
+            ))
             let adapter = APIGatewayAdapter(responder: router.buildResponder()) { info, logger in
                 AppRequestContext(logger: logger, authorizerClaims: info.claims)
             }

@@ -35,10 +35,12 @@ struct Serve: AsyncParsableCommand {
     @Option(help: ArgumentHelp("trace, debug, info, notice, warning, error or critical (ONBOARD_LOG_LEVEL; default info).", valueName: "level"))
     var logLevel: String?
 
+    @OptionGroup var oidcOptions: OIDCOptions
+
     func run() async throws {
         let flags = [
             Setting.host.key: host, Setting.port.key: port, Setting.adminToken.key: adminToken, Setting.logLevel.key: logLevel,
-        ].compactMapValues { $0 }.merging(storeOptions.flags) { $1 }
+        ].compactMapValues { $0 }.merging(storeOptions.flags) { $1 }.merging(oidcOptions.flags) { $1 }
         let configuration: ServeConfiguration
         do {
             configuration = try ServeConfiguration.resolve(flags: flags, environment: ProcessInfo.processInfo.environment)
@@ -70,6 +72,7 @@ struct Serve: AsyncParsableCommand {
 
         Console.line("onboard \(OnboardVersion.current)")
         Console.line(opened.summary)
+        Console.line(configuration.oidc.summary)
         if let token = admin.generatedToken {
             Console.line("admin token: \(token)")
             Console.line("  (generated now and shown only this once; the store keeps only its SHA-256 hash. `onboard admin-token rotate` issues a new one.)")
@@ -79,7 +82,9 @@ struct Serve: AsyncParsableCommand {
             Console.line("admin token: stored hashed in the store (lost it? `onboard admin-token rotate` with the same store options)")
         }
 
-        let router = buildRouter(AppDependencies(store: store, verifiers: [verifier]))
+        let router = buildRouter(AppDependencies(
+            store: store, verifiers: [verifier] + configuration.oidc.verifiers(logger: logger), claimMapping: configuration.oidc.claims
+        ))
         let host = configuration.host
         let started = Atomic(false)
         let app = Application(

@@ -23,7 +23,7 @@ struct Setting: Sendable {
     static let dynamoDBEndpoint = Setting(key: "dynamodb_endpoint", isSecret: false)
     static let region = Setting(key: "region", isSecret: false)
 
-    static let all: [Setting] = [.host, .port, .database, .adminToken, .logLevel, .store, .table, .dynamoDBEndpoint, .region]
+    static let all: [Setting] = [.host, .port, .database, .adminToken, .logLevel, .store, .table, .dynamoDBEndpoint, .region] + oidc
 }
 
 /// Reads settings: flag, then environment variable, then (the caller's) default.
@@ -125,6 +125,7 @@ struct ServeConfiguration: Sendable {
     var adminToken: String?
     var logLevel: Logger.Level = .info
     var store = StoreConfiguration()
+    var oidc = OIDCConfiguration()
 
     /// - Parameters:
     ///   - flags: the values given on the command line, by setting key.
@@ -145,6 +146,7 @@ struct ServeConfiguration: Sendable {
             configuration.port = number
         }
         configuration.store = try StoreConfiguration.resolve(settings)
+        configuration.oidc = try OIDCConfiguration.resolve(settings)
         if let (token, source) = settings.read(.adminToken) {
             // The token's value is never echoed, only what is wrong with it.
             guard token.count >= AdminCredential.minimumTokenLength else {
