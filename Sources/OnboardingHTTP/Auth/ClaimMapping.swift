@@ -20,6 +20,7 @@ public struct ClaimMapping: Sendable, Hashable {
     /// The group whose members are the admin. Default `admin`.
     public var adminGroup: String
 
+    /// A mapping; the defaults are Cognito's claims with the `admin` group.
     public init(tenantClaim: String = "custom:tenantId", groupsClaim: String = "cognito:groups", adminGroup: String = "admin") {
         self.tenantClaim = tenantClaim
         self.groupsClaim = groupsClaim
@@ -28,6 +29,7 @@ public struct ClaimMapping: Sendable, Hashable {
 
     /// What a verified token's claims amount to.
     public enum Outcome: Sendable, Hashable {
+        /// The admin (a member of the admin group) or the tenant the tenant claim names.
         case principal(Principal)
         /// Neither in the admin group nor naming a tenant.
         case none

@@ -98,7 +98,9 @@ actor JWKSCache {
     private func mayFetch(now: Date) -> Bool {
         guard let lastAttempt else { return true }
         let interval = lastAttempt.failed ? failedFetchRetryInterval : minimumRefetchInterval
-        return now.timeIntervalSince(lastAttempt.at) >= interval
+        let elapsed = now.timeIntervalSince(lastAttempt.at)
+        // A clock set back must not block fetching until it catches up again.
+        return elapsed >= interval || elapsed < 0
     }
 
     private func refresh(now: Date) async {

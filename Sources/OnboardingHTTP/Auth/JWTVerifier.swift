@@ -55,6 +55,10 @@ public final class JWTVerifier: CredentialVerifier {
         /// The algorithms this verifier can accept at all.
         public static let supportedAlgorithms: Set<String> = ["RS256", "ES256"]
 
+        /// - Parameters:
+        ///   - jwksURL: `nil`: ``defaultJWKSURL(issuer:)``.
+        ///   - tokenUses: `nil` accepts any `token_use` (then `aud` or `client_id` may name the client).
+        ///   - algorithms: intersected with ``supportedAlgorithms``.
         public init(
             issuer: String,
             jwksURL: String? = nil,
@@ -93,6 +97,7 @@ public final class JWTVerifier: CredentialVerifier {
         case access
     }
 
+    /// What this verifier accepts.
     public let configuration: Configuration
     private let keys: JWKSCache
     private let now: @Sendable () -> Date
@@ -125,6 +130,8 @@ public final class JWTVerifier: CredentialVerifier {
         get async { await keys.fetchCount }
     }
 
+    /// The principal a valid JWT names; `nil` when `token` is not shaped like a JWT.
+    /// - Throws: a `401` problem (`invalid_token`) when it is a JWT that fails a check.
     public func principal(for token: String) async throws -> Principal? {
         guard Self.looksLikeJWT(token) else { return nil }
         do {
