@@ -16,6 +16,8 @@ public struct AppDependencies: Sendable {
     public var onboardingAccess: OnboardingAccess
     /// Request limits; `nil` switches them off (benchmarks, load tests).
     public var rateLimiter: RateLimiter?
+    /// How claims an API Gateway authorizer verified make a principal (the JWT verifier's mapping).
+    public var claimMapping: ClaimMapping
 
     public init(
         store: any TenantStore,
@@ -25,7 +27,8 @@ public struct AppDependencies: Sendable {
         hasher: any SecretHasher = CryptoSecretHasher(),
         version: String = OnboardVersion.current,
         onboardingAccess: OnboardingAccess = .open,
-        rateLimiter: RateLimiter? = RateLimiter(policy: RateLimitPolicy())
+        rateLimiter: RateLimiter? = RateLimiter(policy: RateLimitPolicy()),
+        claimMapping: ClaimMapping = ClaimMapping()
     ) {
         self.store = store
         self.verifiers = verifiers
@@ -35,6 +38,7 @@ public struct AppDependencies: Sendable {
         self.version = version
         self.onboardingAccess = onboardingAccess
         self.rateLimiter = rateLimiter
+        self.claimMapping = claimMapping
     }
 
     var apiKeys: ApiKeys { ApiKeys(store: store, hasher: hasher, clock: clock) }
@@ -78,7 +82,10 @@ public func buildRouter(_ dependencies: AppDependencies) -> Router<AppRequestCon
     let routes = routeTable(dependencies)
     router.add(middleware: ProblemMiddleware(knownPaths: KnownPaths(routes)))
     if let limiter = dependencies.rateLimiter { router.add(middleware: FailedAuthLimitMiddleware(limiter: limiter)) }
-    router.add(middleware: BearerAuthenticator(verifiers: dependencies.verifiers + [ApiKeyVerifier(apiKeys: dependencies.apiKeys)]))
+    router.add(middleware: BearerAuthenticator(
+        verifiers: dependencies.verifiers + [ApiKeyVerifier(apiKeys: dependencies.apiKeys)],
+        claimMapping: dependencies.claimMapping
+    ))
     if let limiter = dependencies.rateLimiter { router.add(middleware: RateLimitMiddleware(limiter: limiter)) }
     for route in routes {
         router.on(RouterPath(route.routerPath), method: route.method) { request, context in

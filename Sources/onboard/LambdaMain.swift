@@ -32,8 +32,10 @@ enum LambdaMain {
                 configuration.adminToken.map { AdminTokenVerifier(credential: AdminCredential(token: $0)) }
                 ?? StoredAdminTokenVerifier(store: opened.store, credential: nil)
             let router = buildRouter(AppDependencies(
-                store: opened.store, verifiers: [verifier], onboardingAccess: configuration.onboarding,
-                rateLimiter: configuration.rateLimits.map { RateLimiter(policy: $0) }
+                store: opened.store, verifiers: [verifier] + configuration.oidc.verifiers(logger: logger),
+                onboardingAccess: configuration.onboarding,
+                rateLimiter: configuration.rateLimits.map { RateLimiter(policy: $0) },
+                claimMapping: configuration.oidc.claims
             ))
             let adapter = APIGatewayAdapter(responder: router.buildResponder()) { info, logger in
                 AppRequestContext(logger: logger, authorizerClaims: info.claims, peerAddress: info.sourceIP)

@@ -36,11 +36,12 @@ struct Serve: AsyncParsableCommand {
     var logLevel: String?
 
     @OptionGroup var accessOptions: AccessOptions
+    @OptionGroup var oidcOptions: OIDCOptions
 
     func run() async throws {
         let flags = [
             Setting.host.key: host, Setting.port.key: port, Setting.adminToken.key: adminToken, Setting.logLevel.key: logLevel,
-        ].compactMapValues { $0 }.merging(storeOptions.flags) { $1 }.merging(accessOptions.flags) { $1 }
+        ].compactMapValues { $0 }.merging(storeOptions.flags) { $1 }.merging(accessOptions.flags) { $1 }.merging(oidcOptions.flags) { $1 }
         let configuration: ServeConfiguration
         do {
             configuration = try ServeConfiguration.resolve(flags: flags, environment: ProcessInfo.processInfo.environment)
@@ -72,6 +73,7 @@ struct Serve: AsyncParsableCommand {
 
         Console.line("onboard \(OnboardVersion.current)")
         Console.line(opened.summary)
+        Console.line(configuration.oidc.summary)
         if let token = admin.generatedToken {
             Console.line("admin token: \(token)")
             Console.line("  (generated now and shown only this once; the store keeps only its SHA-256 hash. `onboard admin-token rotate` issues a new one.)")
@@ -82,8 +84,8 @@ struct Serve: AsyncParsableCommand {
         }
 
         let router = buildRouter(AppDependencies(
-            store: store, verifiers: [verifier], onboardingAccess: configuration.onboarding,
-            rateLimiter: configuration.rateLimits.map { RateLimiter(policy: $0) }
+            store: store, verifiers: [verifier] + configuration.oidc.verifiers(logger: logger), onboardingAccess: configuration.onboarding,
+            rateLimiter: configuration.rateLimits.map { RateLimiter(policy: $0) }, claimMapping: configuration.oidc.claims
         ))
         Console.line("onboarding: \(configuration.onboarding == .open ? "open (anyone may POST /onboard)" : "admin only")")
         Console.line("rate limits: \(configuration.rateLimits.map(Self.describe) ?? "off")")

@@ -32,7 +32,7 @@ struct Setting: Sendable {
     static let all: [Setting] = [
         .host, .port, .database, .adminToken, .logLevel, .store, .table, .dynamoDBEndpoint, .region,
         .onboarding, .rateLimits, .rateLimit, .anonymousRateLimit, .onboardRateLimit, .trustedProxies,
-    ]
+    ] + oidc
 }
 
 /// Reads settings: flag, then environment variable, then (the caller's) default.
@@ -137,6 +137,7 @@ struct ServeConfiguration: Sendable {
     var onboarding: OnboardingAccess = .open
     /// `nil`: rate limits off.
     var rateLimits: RateLimitPolicy? = RateLimitPolicy()
+    var oidc = OIDCConfiguration()
 
     /// - Parameters:
     ///   - flags: the values given on the command line, by setting key.
@@ -157,6 +158,7 @@ struct ServeConfiguration: Sendable {
             configuration.port = number
         }
         configuration.store = try StoreConfiguration.resolve(settings)
+        configuration.oidc = try OIDCConfiguration.resolve(settings)
         if let (token, source) = settings.read(.adminToken) {
             // The token's value is never echoed, only what is wrong with it.
             guard token.count >= AdminCredential.minimumTokenLength else {

@@ -187,4 +187,35 @@ struct APIGatewayAdapterTests {
             }
         }
     }
+
+    @Test("behind a Cognito authorizer, the custom:tenantId claim names the tenant (the JWT verifier's mapping)")
+    func cognitoTenant() async throws {
+        try await withAdapter { adapter in
+            func onboard() async throws -> String {
+                let created = try proxyResponse(try await adapter.handle(try invocation(try sampleEvent("rest-v1")), logger: Logger(label: "test")))
+                let body = try JSONCodec.parse(try #require(created["body"] as? String)).mapValue ?? [:]
+                return try #require(body["tenantId"]?.stringValue)
+            }
+            let tenantA = try await onboard()
+            let tenantB = try await onboard()
+            let cases: [([String: String], String, Int)] = [
+                (["custom:tenantId": tenantA], tenantA, 200),
+                (["custom:tenantId": tenantA.uppercased(), "cognito:groups": "support"], tenantA, 200),
+                (["custom:tenantId": tenantA], tenantB, 404),
+                (["custom:tenantId": "not-a-tenant-id"], tenantA, 401),
+                (["email": "someone@example.com"], tenantA, 401),
+            ]
+            for (claims, tenant, status) in cases {
+                var read = try sampleEvent("rest-v1")
+                read["httpMethod"] = "GET"
+                read["path"] = "/tenants/\(tenant)"
+                read["body"] = NSNull()
+                var context = read["requestContext"] as? [String: Any] ?? [:]
+                context["authorizer"] = ["claims": claims.merging(["sub": "u-1"]) { $1 }]
+                read["requestContext"] = context
+                let response = try proxyResponse(try await adapter.handle(try invocation(read), logger: Logger(label: "test")))
+                #expect(response["statusCode"] as? Int == status, "\(claims) reading \(tenant == tenantA ? "A" : "B")")
+            }
+        }
+    }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import OnboardingCore
+import OnboardTestSupport
 import OnboardingHTTP
 import Testing
 
@@ -15,7 +16,12 @@ struct IsolationMatrixTests {
         case revokedKey = "A's revoked key"
         case none = "no credentials"
         case malformedHeader = "malformed Authorization"
+        case ownJWT = "A's ID token"
+        case otherTenantJWT = "B's ID token"
+        case expiredJWT = "A's expired ID token"
         case admin = "admin"
+
+        var needsCognito: Bool { self == .ownJWT || self == .otherTenantJWT || self == .expiredJWT }
 
         var description: String { rawValue }
     }
@@ -35,7 +41,8 @@ struct IsolationMatrixTests {
     static let rows: [Row] = {
         func row(_ method: HTTPRequest.Method, _ route: String, own: Int, other: Int, none: Int, admin: Int) -> Row {
             Row(method: method, route: route, expected: [
-                .ownKey: own, .otherTenantKey: other, .revokedKey: 401, .none: none, .malformedHeader: 401, .admin: admin,
+                .ownKey: own, .otherTenantKey: other, .revokedKey: 401, .none: none, .malformedHeader: 401,
+                .ownJWT: own, .otherTenantJWT: other, .expiredJWT: 401, .admin: admin,
             ])
         }
         return [
@@ -65,7 +72,10 @@ struct IsolationMatrixTests {
 
     @Test("every route × every caller gets the expected status, and B never sees A's data")
     func matrix() async throws {
-        try await TestServer.run { api, fixture in
+        // JWTs come from moto's Cognito; without moto (outside CI) the JWT columns are skipped.
+        let cognito = try await ifAvailable("the isolation matrix's JWT columns") { try await CognitoFixture.make() }
+        let callers = Caller.allCases.filter { cognito != nil || !$0.needsCognito }
+        try await TestServer.run(oidc: cognito) { api, fixture in
             // Two tenants holding a resource of the same type and id, with tell-tale contents.
             let alpha = try await api.onboard(#"{"clientName": "Alpha Secret Holdings", "clientPhone": "+14155550111"}"#)
             let a = try #require(alpha["tenantId"]), keyA = try #require(alpha["apiKey"])
@@ -76,9 +86,15 @@ struct IsolationMatrixTests {
             #expect(try await api.call(.put, "/tenants/\(b)/resources/doc/same", token: keyB, json: #"{"owner": "beta-marker-19c2"}"#).status == 201)
             let revokedA = try #require(try await api.call(.post, "/tenants/\(a)/api-keys", token: keyA)["apiKey"])
             #expect(try await api.call(.delete, "/tenants/\(a)/api-keys/\(Self.keyId(revokedA))", token: keyA).status == 204)
+            var jwts: [Caller: String] = [:]
+            if let cognito {
+                jwts[.ownJWT] = try await cognito.idToken(forTenant: a)
+                jwts[.otherTenantJWT] = try await cognito.idToken(forTenant: b)
+                jwts[.expiredJWT] = try await cognito.expiredIdToken(forTenant: a)
+            }
 
             for row in Self.rows {
-                for caller in Caller.allCases {
+                for caller in callers {
                     // Each cell starts from the same state: A's document exists (and a key to revoke).
                     let reset = try await api.call(.put, "/tenants/\(a)/resources/doc/same", token: TestServer.adminToken, json: #"{"owner": "alpha-marker-7f3a"}"#)
                     #expect(reset.status == 200 || reset.status == 201)
@@ -100,10 +116,12 @@ struct IsolationMatrixTests {
                     case .none: break
                     case .malformedHeader: headers[.authorization] = "Basic \(Data("a:b".utf8).base64EncodedString())"
                     case .admin: headers[.authorization] = "Bearer \(TestServer.adminToken)"
+                    case .ownJWT, .otherTenantJWT, .expiredJWT: headers[.authorization] = "Bearer \(try #require(jwts[caller]))"
                     }
                     var body: String?
                     if row.method == .put {
-                        body = caller == .otherTenantKey ? #"{"owner": "overwritten-by-b"}"# : #"{"owner": "alpha-marker-7f3a"}"#
+                        body = caller == .otherTenantKey || caller == .otherTenantJWT
+                            ? #"{"owner": "overwritten-by-b"}"# : #"{"owner": "alpha-marker-7f3a"}"#
                     } else if row.route == "/onboard" {
                         body = #"{"clientName": "Gamma", "clientPhone": "+14155550133"}"#
                     }
@@ -119,7 +137,7 @@ struct IsolationMatrixTests {
                         #expect(cleanup.status == (response.status == 204 ? 404 : 204), "the key is revoked exactly when the answer says so")
                     }
                     // What a caller that is not A (nor the admin) receives holds nothing of A's.
-                    if caller != .ownKey && caller != .admin {
+                    if caller != .ownKey && caller != .ownJWT && caller != .admin {
                         for marker in alphaMarkers {
                             #expect(!response.text.contains(marker), "\(row.method) \(row.route) as \(caller) leaked A's data")
                         }

@@ -34,16 +34,27 @@ public struct BearerAuthenticator: AuthenticatorMiddleware {
     public typealias Identity = Principal
 
     private let verifiers: [any CredentialVerifier]
+    private let claimMapping: ClaimMapping
 
-    public init(verifiers: [any CredentialVerifier]) {
+    /// - Parameter claimMapping: how claims verified by an API Gateway authorizer make a
+    ///   principal (the same mapping as the ``JWTVerifier``'s).
+    public init(verifiers: [any CredentialVerifier], claimMapping: ClaimMapping = ClaimMapping()) {
         self.verifiers = verifiers
+        self.claimMapping = claimMapping
     }
 
     public func authenticate(request: Request, context: Context) async throws -> Principal? {
         // Behind API Gateway with a Cognito authorizer, the token was verified there and only its
-        // claims arrive (they cannot come from a client: the HTTP server never sets them).
+        // claims arrive (they cannot come from a client: the HTTP server never sets them). They
+        // are mapped as the JWT verifier maps a token's; claims naming no principal leave the
+        // request anonymous (the authorizer let it through; routes needing a principal answer
+        // 401), a tenant claim that is not a tenant id is refused.
         if !context.authorizerClaims.isEmpty {
-            return Self.principal(fromVerifiedClaims: context.authorizerClaims)
+            switch claimMapping.outcome(authorizerClaims: context.authorizerClaims) {
+            case .principal(let principal): return principal
+            case .none: return nil
+            case .invalidTenant: throw Problem.unauthorized(claimMapping.refusal(.invalidTenant), invalidToken: true)
+            }
         }
         guard let header = request.headers[.authorization] else { return nil }
         guard let token = Self.bearerToken(header) else {
@@ -53,16 +64,6 @@ public struct BearerAuthenticator: AuthenticatorMiddleware {
             if let principal = try await verifier.principal(for: token) { return principal }
         }
         throw Problem.unauthorized("The bearer token is not valid", invalidToken: true)
-    }
-
-    /// The admin is a member of the `admin` group (`cognito:groups`, which API Gateway passes as
-    /// `admin`, `admin,other` or `[admin other]`). Tenant principals from claims come with tenant
-    /// credentials.
-    static func principal(fromVerifiedClaims claims: [String: String]) -> Principal? {
-        let groups = claims["cognito:groups"].map { text in
-            text.split(whereSeparator: { $0 == "," || $0 == " " || $0 == "[" || $0 == "]" }).map(String.init)
-        } ?? []
-        return groups.contains("admin") ? .admin : nil
     }
 
     /// The token of a `Bearer` credential (scheme case-insensitive, RFC 9110 §11.1).

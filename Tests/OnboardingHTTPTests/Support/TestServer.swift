@@ -119,13 +119,19 @@ struct TestFixture: Sendable {
     let logs: InMemoryLogHandler
     /// The server's port on 127.0.0.1.
     let port: Int
+    /// The server's JWT verifier, when it was started with one (`TestServer.run(oidc:)`).
+    let jwtVerifier: JWTVerifier?
     private let countItems: @Sendable () async throws -> Int
 
-    init(store: any TenantStore, sqlitePath: String?, logs: InMemoryLogHandler, port: Int, countItems: @escaping @Sendable () async throws -> Int) {
+    init(
+        store: any TenantStore, sqlitePath: String?, logs: InMemoryLogHandler, port: Int, jwtVerifier: JWTVerifier? = nil,
+        countItems: @escaping @Sendable () async throws -> Int
+    ) {
         self.store = store
         self.sqlitePath = sqlitePath
         self.logs = logs
         self.port = port
+        self.jwtVerifier = jwtVerifier
         self.countItems = countItems
     }
 
@@ -168,12 +174,18 @@ enum TestStore {
 enum TestServer {
     static let adminToken = "test-admin-token-0123456789abcdef"
 
-    /// - Parameter wrapStore: lets a test put a fault-injecting layer around the real store.
+    /// - Parameters:
+    ///   - wrapStore: lets a test put a fault-injecting layer around the real store.
+    ///   - oidc: a Cognito pool on moto whose tokens the server accepts (a ``JWTVerifier`` with
+    ///     the pool's issuer, JWKS and app client, default claims), after the admin token.
+    ///   - jwtVerifier: a verifier of the test's own instead (other settings, a test clock).
     static func run<Value: Sendable>(
         logLevel: Logger.Level = .debug,
         wrapStore: @Sendable (any TenantStore) -> any TenantStore = { $0 },
         onboardingAccess: OnboardingAccess = .open,
         rateLimits: RateLimitPolicy? = nil,
+        oidc: CognitoFixture? = nil,
+        jwtVerifier: JWTVerifier? = nil,
         _ body: @Sendable (APIClient, TestFixture) async throws -> Value
     ) async throws -> Value {
         let directory = try TemporaryDirectory()
@@ -183,11 +195,13 @@ enum TestServer {
         logs.logLevel = logLevel
         let handler = logs
         let logger = Logger(label: "onboard-test", factory: { _ in handler })
+        let jwt = jwtVerifier ?? oidc.map { JWTVerifier(configuration: $0.verifierConfiguration(), logger: logger) }
         let router = buildRouter(AppDependencies(
             store: wrapStore(store),
-            verifiers: [AdminTokenVerifier(credential: AdminCredential(token: adminToken))],
+            verifiers: [AdminTokenVerifier(credential: AdminCredential(token: adminToken))] + (jwt.map { [$0] } ?? []),
             onboardingAccess: onboardingAccess,
-            rateLimiter: rateLimits.map { RateLimiter(policy: $0) }
+            rateLimiter: rateLimits.map { RateLimiter(policy: $0) },
+            claimMapping: jwt?.configuration.claims ?? ClaimMapping()
         ))
         let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: logger)
         let secrets = SecretLedger()
@@ -195,12 +209,14 @@ enum TestServer {
         let value = try await app.test(.live) { client in
             try await body(
                 APIClient(client: client, secrets: secrets),
-                TestFixture(store: store, sqlitePath: sqlitePath, logs: handler, port: client.port ?? 0, countItems: countItems)
+                TestFixture(
+                    store: store, sqlitePath: sqlitePath, logs: handler, port: client.port ?? 0, jwtVerifier: jwt, countItems: countItems
+                )
             )
         }
         // Secrets hygiene, checked after every test of the suite: no key or token the test issued
         // or sent appears anywhere in what the server logged (message or metadata).
-        let logText = TestFixture(store: store, sqlitePath: sqlitePath, logs: handler, port: 0, countItems: countItems).logText
+        let logText = TestFixture(store: store, sqlitePath: sqlitePath, logs: handler, port: 0, jwtVerifier: jwt, countItems: countItems).logText
         // (Counted, not expected one by one: a failed #expect would print the log, secret included.)
         let leaked = secrets.all.filter { $0.count >= 16 && logText.contains($0) }.count
         #expect(leaked == 0, "credentials appear in the server's logs")
@@ -229,4 +245,18 @@ struct TemporaryDirectory: Sendable {
     func path(_ name: String) -> String { url.appendingPathComponent(name).path }
 
     func remove() { try? FileManager.default.removeItem(at: url) }
+}
+
+extension CognitoFixture {
+    /// A ``JWTVerifier`` configuration for this pool: its issuer, moto's JWKS URL, its app client.
+    func verifierConfiguration(
+        tokenUses: Set<JWTVerifier.TokenUse>? = [.id, .access],
+        minimumRefetchInterval: Duration = .seconds(30)
+    ) -> JWTVerifier.Configuration {
+        JWTVerifier.Configuration(
+            issuer: issuer, jwksURL: jwksURL, clientIDs: [clientId], tokenUses: tokenUses,
+            claims: ClaimMapping(tenantClaim: Self.tenantClaim, groupsClaim: Self.groupsClaim, adminGroup: Self.adminGroup),
+            minimumRefetchInterval: minimumRefetchInterval
+        )
+    }
 }

@@ -1,0 +1,160 @@
+import ArgumentParser
+import Foundation
+import Logging
+import OnboardingHTTP
+
+extension Setting {
+    static let oidcIssuer = Setting(key: "oidc_issuer", isSecret: false)
+    static let oidcJWKSURL = Setting(key: "oidc_jwks_url", isSecret: false)
+    static let oidcClientIDs = Setting(key: "oidc_client_ids", isSecret: false)
+    static let oidcTenantClaim = Setting(key: "oidc_tenant_claim", isSecret: false)
+    static let oidcAdminGroupClaim = Setting(key: "oidc_admin_group_claim", isSecret: false)
+    static let oidcAdminGroup = Setting(key: "oidc_admin_group", isSecret: false)
+    static let oidcTokenUse = Setting(key: "oidc_token_use", isSecret: false)
+
+    static let oidc: [Setting] = [
+        .oidcIssuer, .oidcJWKSURL, .oidcClientIDs, .oidcTenantClaim, .oidcAdminGroupClaim, .oidcAdminGroup, .oidcTokenUse,
+    ]
+}
+
+/// OIDC / Cognito JWT authentication: off unless the issuer is set.
+///
+/// The claim names apply also to claims an API Gateway Cognito authorizer verified (Lambda), so
+/// they can be set without an issuer; the issuer's own settings (JWKS URL, client ids, token
+/// use) cannot.
+struct OIDCConfiguration: Sendable {
+    /// How verified claims make a principal (JWTs and API Gateway authorizer claims alike).
+    var claims = ClaimMapping()
+    /// The JWT verifier's settings; `nil` when no issuer is configured.
+    var verifier: JWTVerifier.Configuration?
+
+    static func resolve(_ settings: SettingsReader) throws(ConfigurationError) -> OIDCConfiguration {
+        var configuration = OIDCConfiguration()
+        if let (claim, source) = settings.read(.oidcTenantClaim) {
+            configuration.claims.tenantClaim = try name(claim, source: source, what: "a claim name")
+        }
+        if let (claim, source) = settings.read(.oidcAdminGroupClaim) {
+            configuration.claims.groupsClaim = try name(claim, source: source, what: "a claim name")
+        }
+        if let (group, source) = settings.read(.oidcAdminGroup) {
+            configuration.claims.adminGroup = try name(group, source: source, what: "a group name")
+        }
+
+        guard let (issuer, issuerSource) = settings.read(.oidcIssuer) else {
+            for setting in [Setting.oidcJWKSURL, .oidcClientIDs, .oidcTokenUse] {
+                if let (_, source) = settings.read(setting) {
+                    throw ConfigurationError(
+                        description: "invalid \(source): it needs \(Setting.oidcIssuer.flag) / \(Setting.oidcIssuer.environmentVariable) (OIDC is off without an issuer)"
+                    )
+                }
+            }
+            return configuration
+        }
+        try checkURL(issuer, source: issuerSource, what: "the issuer's URL (https://cognito-idp.<region>.amazonaws.com/<poolId>)")
+
+        var jwksURL: String?
+        if let (url, source) = settings.read(.oidcJWKSURL) {
+            try checkURL(url, source: source, what: "the URL of the issuer's JWKS")
+            jwksURL = url
+        }
+
+        guard let (list, listSource) = settings.read(.oidcClientIDs) else {
+            throw ConfigurationError(
+                description: "invalid \(issuerSource): OIDC needs the app client ids too (\(Setting.oidcClientIDs.flag) / \(Setting.oidcClientIDs.environmentVariable))"
+            )
+        }
+        let clientIDs = list.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        guard !clientIDs.isEmpty else {
+            throw ConfigurationError(description: "invalid \(listSource): expected a comma-separated list of app client ids")
+        }
+        for id in clientIDs {
+            guard id.utf8.count <= 256, id.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F }) else {
+                throw ConfigurationError(description: "invalid \(listSource) '\(list)': a client id is printable ASCII without spaces")
+            }
+        }
+
+        var tokenUses: Set<JWTVerifier.TokenUse>? = [.id, .access]
+        if let (text, source) = settings.read(.oidcTokenUse) {
+            let words = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.filter { !$0.isEmpty }
+            if words == ["any"] {
+                tokenUses = nil
+            } else {
+                let parsed = words.compactMap(JWTVerifier.TokenUse.init(rawValue:))
+                guard !words.isEmpty, parsed.count == words.count else {
+                    throw ConfigurationError(description: "invalid \(source) '\(text)': expected id, access, id,access, or any (no token_use check)")
+                }
+                tokenUses = Set(parsed)
+            }
+        }
+
+        configuration.verifier = JWTVerifier.Configuration(
+            issuer: issuer, jwksURL: jwksURL, clientIDs: Set(clientIDs), tokenUses: tokenUses, claims: configuration.claims
+        )
+        return configuration
+    }
+
+    private static func name(_ text: String, source: String, what: String) throws(ConfigurationError) -> String {
+        guard !text.isEmpty, text.utf8.count <= 128, text.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F && $0 != "," }) else {
+            throw ConfigurationError(description: "invalid \(source) '\(text)': expected \(what) (printable ASCII, no spaces or commas)")
+        }
+        return text
+    }
+
+    private static func checkURL(_ text: String, source: String, what: String) throws(ConfigurationError) {
+        guard let url = URL(string: text), ["http", "https"].contains(url.scheme?.lowercased() ?? ""), url.host?.isEmpty == false,
+            url.query == nil, url.fragment == nil
+        else {
+            throw ConfigurationError(description: "invalid \(source) '\(text)': expected \(what), an http:// or https:// URL")
+        }
+    }
+
+    /// The verifiers OIDC adds: a ``JWTVerifier`` when an issuer is configured.
+    func verifiers(logger: Logger) -> [any CredentialVerifier] {
+        verifier.map { [JWTVerifier(configuration: $0, logger: logger)] } ?? []
+    }
+
+    /// The line `serve` prints at start.
+    var summary: String {
+        guard let verifier else { return "oidc: off (--oidc-issuer / ONBOARD_OIDC_ISSUER turns it on)" }
+        let uses = verifier.tokenUses.map { $0.map(\.rawValue).sorted().joined(separator: ",") } ?? "any"
+        return "oidc: issuer \(verifier.issuer), JWKS \(verifier.jwksURL), clients \(verifier.clientIDs.sorted().joined(separator: ",")), token_use \(uses)"
+    }
+}
+
+/// `serve`'s OIDC options (each also an `ONBOARD_OIDC_*` variable).
+struct OIDCOptions: ParsableArguments {
+    @Option(help: ArgumentHelp(
+        "OIDC issuer whose JWTs are accepted, e.g. https://cognito-idp.<region>.amazonaws.com/<poolId> (ONBOARD_OIDC_ISSUER; default: OIDC off).",
+        valueName: "url"
+    ))
+    var oidcIssuer: String?
+
+    @Option(help: ArgumentHelp("The issuer's JWKS (ONBOARD_OIDC_JWKS_URL; default <issuer>/.well-known/jwks.json).", valueName: "url"))
+    var oidcJwksUrl: String?
+
+    @Option(help: ArgumentHelp(
+        "App client ids tokens must be issued to: the ID token's aud, the access token's client_id (ONBOARD_OIDC_CLIENT_IDS; required with an issuer).",
+        valueName: "id,id"
+    ))
+    var oidcClientIds: String?
+
+    @Option(help: ArgumentHelp("Claim holding the tenant id (ONBOARD_OIDC_TENANT_CLAIM; default custom:tenantId).", valueName: "claim"))
+    var oidcTenantClaim: String?
+
+    @Option(help: ArgumentHelp("Claim listing the user's groups (ONBOARD_OIDC_ADMIN_GROUP_CLAIM; default cognito:groups).", valueName: "claim"))
+    var oidcAdminGroupClaim: String?
+
+    @Option(help: ArgumentHelp("Group whose members are the admin (ONBOARD_OIDC_ADMIN_GROUP; default admin).", valueName: "group"))
+    var oidcAdminGroup: String?
+
+    @Option(help: ArgumentHelp("Accepted token_use: id, access, id,access or any (ONBOARD_OIDC_TOKEN_USE; default id,access).", valueName: "uses"))
+    var oidcTokenUse: String?
+
+    var flags: [String: String] {
+        [
+            Setting.oidcIssuer.key: oidcIssuer, Setting.oidcJWKSURL.key: oidcJwksUrl, Setting.oidcClientIDs.key: oidcClientIds,
+            Setting.oidcTenantClaim.key: oidcTenantClaim, Setting.oidcAdminGroupClaim.key: oidcAdminGroupClaim,
+            Setting.oidcAdminGroup.key: oidcAdminGroup, Setting.oidcTokenUse.key: oidcTokenUse,
+        ].compactMapValues { $0 }
+    }
+}
