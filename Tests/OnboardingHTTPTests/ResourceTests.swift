@@ -83,7 +83,9 @@ struct ResourceTests {
             #expect(try await api.call(.delete, path, token: key, headers: [.ifMatch: etag2]).status == 412)
             #expect(try await api.call(.delete, path, token: key, headers: [.ifMatch: etag3]).status == 204)
 
-            // Malformed preconditions are a 400, not ignored.
+            // An empty If-Match is no precondition (an empty list); malformed ones are a 400, not ignored.
+            #expect(try await api.call(.get, "/tenants/\(id)/resources/settings/gone", token: key, headers: [.ifMatch: ""]).status == 404)
+            #expect(try await api.call(.put, path, token: key, json: #"{"v": 5}"#, headers: [.ifMatch: " "]).status == 201)
             let malformed = try await api.call(.put, path, token: key, json: "{}", headers: [.ifMatch: "no-quotes"])
             #expect(malformed.status == 400)
         }
@@ -208,6 +210,16 @@ struct ResourceTests {
             #expect(write["code"] == "tenant-not-found")
             #expect(try await fixture.itemCount() == before)
             #expect(try await api.call(.get, "/tenants/\(ghost)/resources/note", token: TestServer.adminToken).status == 404)
+        }
+    }
+
+    @Test("entity-tag lists: commas inside tags, weak tags, empty tags; anything else is malformed")
+    func entityTagLists() {
+        #expect(EntityTagList(header: "*") == .any)
+        #expect(EntityTagList(header: #""a,b", W/"c""#) == .tags([("a,b", false), ("c", true)]))
+        #expect(EntityTagList(header: #" W/"" ,, "x" "#) == .tags([("", true), ("x", false)]))
+        for bad in ["abc", #""unterminated"#, #""a" "b""#, #"*, "a""#, #""a"b"#, "W/abc", #""sp ace""#] {
+            #expect(EntityTagList(header: bad) == nil, "\(bad)")
         }
     }
 }

@@ -166,20 +166,38 @@ public enum EntityTagList: Sendable, Hashable {
             self = .any
             return
         }
+        // #entity-tag (RFC 9110 §8.8.3, §5.6.1): tags separated by commas and optional white
+        // space; an opaque tag may itself contain commas, so this reads quote to quote.
         var tags: [(String, Bool)] = []
-        for part in trimmed.split(separator: ",", omittingEmptySubsequences: true) {
-            var text = Substring(part.trimmingCharacters(in: .whitespaces))
-            if text.isEmpty { continue }
+        let scalars = Array(trimmed.unicodeScalars)
+        var index = 0
+        func skipSeparators() {
+            while index < scalars.count, scalars[index] == "," || scalars[index] == " " || scalars[index] == "\t" { index += 1 }
+        }
+        skipSeparators()
+        while index < scalars.count {
             var weak = false
-            if text.hasPrefix("W/") {
+            if index + 1 < scalars.count, scalars[index] == "W", scalars[index + 1] == "/" {
                 weak = true
-                text = text.dropFirst(2)
+                index += 2
             }
-            guard text.count >= 2, text.first == "\"", text.last == "\"" else { return nil }
-            let opaque = text.dropFirst().dropLast()
-            // etagc = %x21 / %x23-7E / obs-text
-            guard opaque.unicodeScalars.allSatisfy({ $0.value == 0x21 || (0x23...0x7E).contains($0.value) || $0.value >= 0x80 }) else { return nil }
+            guard index < scalars.count, scalars[index] == "\"" else { return nil }
+            index += 1
+            var opaque = String.UnicodeScalarView()
+            while index < scalars.count, scalars[index] != "\"" {
+                // etagc = %x21 / %x23-7E / obs-text
+                let value = scalars[index].value
+                guard value == 0x21 || (0x23...0x7E).contains(value) || value >= 0x80 else { return nil }
+                opaque.append(scalars[index])
+                index += 1
+            }
+            guard index < scalars.count else { return nil }  // no closing quote
+            index += 1
             tags.append((String(opaque), weak))
+            // After a tag: optional white space, then a comma or the end.
+            while index < scalars.count, scalars[index] == " " || scalars[index] == "\t" { index += 1 }
+            guard index == scalars.count || scalars[index] == "," else { return nil }
+            skipSeparators()
         }
         guard !tags.isEmpty else { return nil }
         self = .tags(tags)
@@ -375,8 +393,8 @@ public struct TenantResources: Sendable {
             for (name, member) in members {
                 let escaped = name.replacingOccurrences(of: "~", with: "~0").replacingOccurrences(of: "/", with: "~1")
                 // DynamoDB refuses empty attribute names, nested ones included.
-                guard !name.isEmpty, name.utf8.count <= 255 else {
-                    errors.append(FieldError(field: String((pointer + "/" + escaped).dropFirst()), code: .invalidFormat, detail: "object member names have 1 to 255 bytes"))
+                guard !name.isEmpty else {
+                    errors.append(FieldError(field: String((pointer + "/" + escaped).dropFirst()), code: .empty, detail: "object member names must not be empty"))
                     continue
                 }
                 result[name] = canonical(member, pointer: pointer + "/" + escaped, depth: depth + 1, errors: &errors)

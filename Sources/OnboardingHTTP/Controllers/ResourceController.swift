@@ -1,3 +1,4 @@
+import Foundation
 import HTTPTypes
 import Hummingbird
 import OnboardingCore
@@ -85,7 +86,8 @@ struct ResourceController: Sendable {
     /// `If-Match` and `If-None-Match`, each at most once; a malformed one is a `400`, not ignored.
     static func preconditions(_ request: Request) throws -> ResourcePreconditions {
         func header(_ name: HTTPField.Name) throws -> EntityTagList? {
-            let values = request.headers[values: name]
+            // An empty field value is no precondition (RFC 9110 §5.6.1: empty list elements are ignored).
+            let values = request.headers[values: name].filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
             guard !values.isEmpty else { return nil }
             guard let list = EntityTagList(header: values.joined(separator: ", ")) else {
                 throw Problem.badRequest("\(name.rawName) must be * or a list of entity tags such as \"1f2e3d4c5b6a7988\"")

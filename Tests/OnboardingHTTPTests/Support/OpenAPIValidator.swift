@@ -137,6 +137,9 @@ final class OpenAPIValidator: @unchecked Sendable {
         if let all = schema["allOf"] as? [Any] {
             for sub in all { problems += validate(value, against: sub, at: path) }
         }
+        if let any = schema["anyOf"] as? [Any], !any.contains(where: { validate(value, against: $0, at: path).isEmpty }) {
+            problems.append("\(path) matches none of anyOf")
+        }
         if let type = schema["type"] {
             let types = (type as? [String]) ?? [(type as? String) ?? ""]
             if !types.contains(where: { Self.matches(value, type: $0) }) {
@@ -175,6 +178,9 @@ final class OpenAPIValidator: @unchecked Sendable {
                 problems.append("\(path).\(name) is required")
             }
             let properties = schema["properties"] as? [String: Any] ?? [:]
+            if let names = schema["propertyNames"] {
+                for name in members.keys { problems += validate(.string(name), against: names, at: "\(path) (member name)") }
+            }
             for (name, member) in members {
                 if let property = properties[name] {
                     problems += validate(member, against: property, at: "\(path).\(name)")
