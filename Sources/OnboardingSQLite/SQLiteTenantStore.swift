@@ -84,7 +84,10 @@ public final class SQLiteTenantStore: TenantStore {
     public func transact(_ writes: [TransactionWrite]) async throws {
         let writes = try StoreRules.checked(writes)
         try await write(needsSavepoint: true) { db in
-            // As DynamoDB does: check every condition first and report each write's reason.
+            // As DynamoDB does: check every condition and report each write's reason. A create
+            // (`put` on `itemNotExists`) lets the primary key decide, with no read first; the
+            // savepoint undoes whatever was written when any condition fails, and no two writes
+            // name the same item (StoreRules), so a write never changes another's condition.
             var reasons = [StoreError.CancellationReason](repeating: .none, count: writes.count)
             for (index, write) in writes.enumerated() {
                 let condition: WriteCondition? =
@@ -92,15 +95,19 @@ public final class SQLiteTenantStore: TenantStore {
                     case .put(_, let condition), .delete(_, let condition): condition
                     case .conditionCheck(_, let condition): condition
                     }
+                if case .put = write, condition == .itemNotExists { continue }
                 if let condition, !condition.isSatisfied(by: try Self.fetch(write.key, db)) {
                     reasons[index] = .conditionFailed
                 }
             }
-            if reasons.contains(.conditionFailed) {
-                throw StoreError(.transactionCanceled, "a condition of the transaction does not hold", cancellationReasons: reasons)
-            }
-            for write in writes {
+            for (index, write) in writes.enumerated() {
                 switch write {
+                case .put(let item, .itemNotExists?):
+                    do {
+                        try db.cachedStatement(sql: ItemTable.insertSQL).execute(arguments: ItemTable.arguments(for: item))
+                    } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_PRIMARYKEY {
+                        reasons[index] = .conditionFailed
+                    }
                 case .put(let item, _):
                     try db.cachedStatement(sql: ItemTable.upsertSQL).execute(arguments: ItemTable.arguments(for: item))
                 case .delete(let key, _):
@@ -108,6 +115,9 @@ public final class SQLiteTenantStore: TenantStore {
                 case .conditionCheck:
                     break
                 }
+            }
+            if reasons.contains(.conditionFailed) {
+                throw StoreError(.transactionCanceled, "a condition of the transaction does not hold", cancellationReasons: reasons)
             }
         }
     }

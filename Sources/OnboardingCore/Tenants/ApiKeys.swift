@@ -71,11 +71,13 @@ public struct ApiKeys: Sendable {
 
     /// A new key for a tenant and the two writes that store it (for the caller's transaction).
     public func newKey(for tenantId: TenantID, at now: String) -> (IssuedApiKey, [TransactionWrite]) {
+        // 40 bytes from the system CSPRNG, 8 at a time (one getrandom call each, not one per byte).
         var generator = SystemRandomNumberGenerator()
-        let keyId = (0..<8).map { _ in String(format: "%02x", UInt8.random(in: .min ... .max, using: &generator)) }.joined()
-        let secretBytes = (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
-        let secret = Data(secretBytes).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+        var random: [UInt8] = []
+        random.reserveCapacity(40)
+        for _ in 0..<5 { withUnsafeBytes(of: generator.next() as UInt64) { random.append(contentsOf: $0) } }
+        let keyId = ByteEncoding.hex(random[0..<8])
+        let secret = ByteEncoding.base64URL(random[8..<40])
         let text = "onb_\(keyId)_\(secret)"
         let key = ApiKey(keyId: keyId, tenantId: tenantId, prefix: "onb_\(keyId)_\(secret.prefix(4))…", createdAt: now, lastUsedAt: nil)
         let lookup = Item(key: Self.lookupKey(keyId), attributes: [

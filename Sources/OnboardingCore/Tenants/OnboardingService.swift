@@ -160,8 +160,7 @@ enum ListCursor {
     static let maxLength = 512
 
     static func encode(_ key: String) -> String {
-        Data(key.utf8).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+        ByteEncoding.base64URL(Array(key.utf8))
     }
 
     static func decode(_ cursor: String) throws(OnboardingError) -> String {

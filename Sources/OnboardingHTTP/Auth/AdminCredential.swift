@@ -14,7 +14,7 @@ public struct AdminCredential: Sendable, Hashable {
     /// The credential for a token in plain text (as configured with `--admin-token`).
     public init(token: String) {
         self.digest = Array(SHA256.hash(data: Array(token.utf8)))
-        self.storedHash = "sha256:" + digest.map { String(format: "%02x", $0) }.joined()
+        self.storedHash = "sha256:" + ByteEncoding.hex(digest)
     }
 
     /// The credential from its stored hash; `nil` when the text is not a `sha256:` hash.
@@ -46,9 +46,7 @@ public struct AdminCredential: Sendable, Hashable {
     public static func generateToken() -> String {
         var generator = SystemRandomNumberGenerator()
         let bytes = (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
-        let base64url = Data(bytes).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
-        return "onb_admin_" + base64url
+        return "onb_admin_" + ByteEncoding.base64URL(bytes)
     }
 }
 

@@ -9,7 +9,7 @@ public struct CryptoSecretHasher: SecretHasher {
     public init() {}
 
     public func sha256Hex(_ secret: String) -> String {
-        SHA256.hash(data: Array(secret.utf8)).map { String(format: "%02x", $0) }.joined()
+        ByteEncoding.hex(SHA256.hash(data: Array(secret.utf8)))
     }
 }
 

@@ -78,9 +78,12 @@ public enum ClientAddress {
     /// address in `X-Forwarded-For` (read right to left) that is not itself a trusted proxy.
     /// Addresses a client wrote further left are never believed.
     public static func resolve(peer: String?, forwardedFor: [String], trustedProxies: [IPNetwork]) -> String {
-        guard let peer, let peerBytes = IPNetwork.parseAddress(peer) else { return peer ?? "unknown" }
+        guard let peer else { return "unknown" }
+        // Without trusted proxies the peer is the client, as the socket names it: nothing to parse.
+        guard !trustedProxies.isEmpty else { return peer }
+        guard let peerBytes = IPNetwork.parseAddress(peer) else { return peer }
         let normalisedPeer = render(peerBytes) ?? peer
-        guard !trustedProxies.isEmpty, trustedProxies.contains(where: { $0.contains(peer) }) else { return normalisedPeer }
+        guard trustedProxies.contains(where: { $0.contains(peer) }) else { return normalisedPeer }
         let hops = forwardedFor.flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces) }
         var client = normalisedPeer
         for hop in hops.reversed() {
