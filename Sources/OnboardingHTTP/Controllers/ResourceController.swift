@@ -56,22 +56,10 @@ struct ResourceController: Sendable {
     @Sendable func list(_ request: Request, context: AppRequestContext) async throws -> Response {
         let tenantId = try TenantController.tenantID(context)
         let type = context.parameters.get("type") ?? ""
-        let parameters = request.uri.queryParameters
-        var seen = Set<String>()
-        for (name, _) in parameters {
-            guard Self.listParameters.contains(String(name)) else {
-                throw Problem.badRequest("Unknown query parameter '\(name)'; this listing takes limit and cursor")
-            }
-            guard seen.insert(String(name)).inserted else { throw Problem.badRequest("The query parameter '\(name)' is given twice") }
-        }
-        var limit = 20
-        if let text = parameters["limit"] {
-            guard let value = Int(text), (1...TenantResources.maxPageSize).contains(value) else {
-                throw Problem.badRequest("limit must be a whole number from 1 to \(TenantResources.maxPageSize)")
-            }
-            limit = value
-        }
-        let page = try await resources.list(type: type, of: tenantId, limit: limit, cursor: parameters["cursor"].map(String.init))
+        let query = try ListingQuery(
+            request, accepts: Self.listParameters, maxPageSize: TenantResources.maxPageSize, usage: "this listing takes limit and cursor"
+        )
+        let page = try await resources.list(type: type, of: tenantId, limit: query.limit, cursor: query.cursor)
         var body: [String: AttributeValue] = ["resources": .list(page.resources.map { .map(Self.representation($0)) })]
         if let next = page.nextCursor { body["nextCursor"] = .string(next) }
         return JSONBody.response(.ok, body)

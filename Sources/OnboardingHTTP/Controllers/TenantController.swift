@@ -21,28 +21,16 @@ struct TenantController: Sendable {
     static let listParameters: Set<String> = ["limit", "order", "cursor"]
 
     @Sendable func list(_ request: Request, context: AppRequestContext) async throws -> Response {
-        let parameters = request.uri.queryParameters
-        var seen = Set<String>()
-        for (name, _) in parameters {
-            guard Self.listParameters.contains(String(name)) else {
-                throw Problem.badRequest("Unknown query parameter '\(name)'; GET /tenants takes limit, order and cursor")
-            }
-            guard seen.insert(String(name)).inserted else { throw Problem.badRequest("The query parameter '\(name)' is given twice") }
-        }
-        var limit = 20
-        if let text = parameters["limit"] {
-            guard let value = Int(text), (1...TenantService.maxPageSize).contains(value) else {
-                throw Problem.badRequest("limit must be a whole number from 1 to \(TenantService.maxPageSize)")
-            }
-            limit = value
-        }
+        let query = try ListingQuery(
+            request, accepts: Self.listParameters, maxPageSize: TenantService.maxPageSize, usage: "GET /tenants takes limit, order and cursor"
+        )
         let newestFirst: Bool
-        switch parameters["order"] {
+        switch query.parameters["order"] {
         case nil, "newest"?: newestFirst = true
         case "oldest"?: newestFirst = false
         default: throw Problem.badRequest("order must be 'newest' or 'oldest'")
         }
-        let page = try await tenants.tenants(limit: limit, cursor: parameters["cursor"].map(String.init), newestFirst: newestFirst)
+        let page = try await tenants.tenants(limit: query.limit, cursor: query.cursor, newestFirst: newestFirst)
         var body: [String: AttributeValue] = ["tenants": .list(page.tenants.map { .map(Self.representation($0)) })]
         if let next = page.nextCursor { body["nextCursor"] = .string(next) }
         return JSONBody.response(.ok, body)
