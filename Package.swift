@@ -73,7 +73,7 @@ let package = Package(
         // Cognito user pools on moto and tokens signed with moto's key (jwt-kit).
         .target(
             name: "OnboardTestSupport",
-            dependencies: ["AWSClient", "SigV4", .product(name: "JWTKit", package: "jwt-kit")],
+            dependencies: ["AWSClient", "SigV4", "OnboardingCore", .product(name: "JWTKit", package: "jwt-kit")],
             swiftSettings: swiftSettings
         ),
         // The Lambda custom runtime: the Runtime API loop and API Gateway events ⇄ HTTP.

@@ -1,6 +1,7 @@
 import AWSClient
 import Foundation
 import JWTKit
+import OnboardingCore
 import Synchronization
 
 /// A Cognito user pool on moto's server, set up as the `template.yaml` one is: a custom attribute
@@ -247,16 +248,9 @@ public struct CognitoFixture: Sendable {
 
     private static let privateJWK = Mutex<String?>(nil)
 
-    public static func base64URL(_ data: Data) -> String {
-        data.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
-    }
+    public static func base64URL(_ data: Data) -> String { ByteEncoding.base64URL(data) }
 
-    public static func base64URLDecode(_ text: some StringProtocol) -> Data? {
-        var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
-        return Data(base64Encoded: base64)
-    }
+    public static func base64URLDecode(_ text: some StringProtocol) -> Data? { ByteEncoding.base64URLDecoded(text).map { Data($0) } }
 
     // MARK: - Calls
 

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Hex and base64url without Foundation's formatting: `String(format:)` per byte and three
 /// `replacingOccurrences` passes cost more than the hashing they surround, on every API-key check.
 public enum ByteEncoding {
@@ -41,5 +43,24 @@ public enum ByteEncoding {
             output.append(base64URLAlphabet[Int(chunk >> 6 & 63)])
         }
         return String(decoding: output, as: UTF8.self)
+    }
+
+    /// The bytes of base64url text, padded or not (the standard alphabet's `+` and `/` are read
+    /// too); `nil` for anything else.
+    public static func base64URLDecoded(_ text: some StringProtocol) -> [UInt8]? {
+        var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
+        return Data(base64Encoded: base64).map { Array($0) }
+    }
+}
+
+/// Comparing secrets without leaking, through timing, how much of them matched.
+public enum ConstantTime {
+    /// Whether two byte strings are equal, in time that depends only on their lengths.
+    public static func equals(_ lhs: [UInt8], _ rhs: [UInt8]) -> Bool {
+        guard lhs.count == rhs.count else { return false }
+        var difference: UInt8 = 0
+        for (left, right) in zip(lhs, rhs) { difference |= left ^ right }
+        return difference == 0
     }
 }

@@ -130,7 +130,7 @@ public struct ApiKeys: Sendable {
             let stored = lookup["keyHash"]?.stringValue, let owner = lookup["ownerTenantId"]?.stringValue.flatMap(TenantID.init)
         else { return nil }
         let presented = "sha256:" + hasher.sha256Hex(text)
-        guard Self.constantTimeEquals(Array(presented.utf8), Array(stored.utf8)) else { return nil }
+        guard ConstantTime.equals(Array(presented.utf8), Array(stored.utf8)) else { return nil }
         return (owner, keyId)
     }
 
@@ -156,10 +156,4 @@ public struct ApiKeys: Sendable {
         ItemKey(tenantId: "_apikey#\(keyId)", resourceKey: resourceType)
     }
 
-    static func constantTimeEquals(_ lhs: [UInt8], _ rhs: [UInt8]) -> Bool {
-        guard lhs.count == rhs.count else { return false }
-        var difference: UInt8 = 0
-        for (left, right) in zip(lhs, rhs) { difference |= left ^ right }
-        return difference == 0
-    }
 }

@@ -33,10 +33,7 @@ public struct AdminCredential: Sendable, Hashable {
 
     /// Whether `token` is the admin token. Constant time in the token's content.
     public func matches(_ token: String) -> Bool {
-        let presented = Array(SHA256.hash(data: Array(token.utf8)))
-        var difference: UInt8 = 0
-        for (lhs, rhs) in zip(presented, digest) { difference |= lhs ^ rhs }
-        return difference == 0
+        ConstantTime.equals(Array(SHA256.hash(data: Array(token.utf8))), digest)
     }
 
     /// Configured admin tokens must be at least this long.

@@ -172,7 +172,7 @@ public final class JWTVerifier: CredentialVerifier {
     private func verify(_ token: String) async throws(Rejection) -> Principal {
         guard token.utf8.count <= 16 * 1024 else { throw .malformed }
         let segments = token.split(separator: ".", omittingEmptySubsequences: false)
-        guard let headerBytes = Self.base64URLDecode(segments[0]),
+        guard let headerBytes = ByteEncoding.base64URLDecoded(segments[0]).map({ Data($0) }),
             let header = try? JSONSerialization.jsonObject(with: headerBytes) as? [String: Any]
         else { throw .malformed }
 
@@ -233,12 +233,6 @@ public final class JWTVerifier: CredentialVerifier {
         let outcome = mapping.outcome(groups: claims.strings(mapping.groupsClaim), tenant: claims.string(mapping.tenantClaim))
         guard case .principal(let principal) = outcome else { throw .noPrincipal(mapping.refusal(outcome)) }
         return principal
-    }
-
-    static func base64URLDecode(_ text: some StringProtocol) -> Data? {
-        var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
-        return Data(base64Encoded: base64)
     }
 
     /// Why a JWT was refused; each has the one-line detail the client sees.
