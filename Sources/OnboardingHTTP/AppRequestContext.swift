@@ -18,6 +18,8 @@ public struct AppRequestContext: AuthRequestContext, RequestContext {
     /// The address of the peer that sent the request (a proxy's, behind one); rate limiting
     /// derives the client's address from it (see ``ClientAddress``).
     public var peerAddress: String?
+    /// The client's address as the rate limits see it (``ClientAddress``), once resolved.
+    public var clientAddress: String?
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)

@@ -10,7 +10,11 @@ struct FailedAuthLimitMiddleware: RouterMiddleware {
     let limiter: RateLimiter
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        let key = RateLimiter.Keys.failedAuth + clientAddress(request, context, limiter.policy)
+        // Resolved once here (X-Forwarded-For parsed at most once); RateLimitMiddleware reuses it.
+        var context = context
+        let address = clientAddress(request, context, limiter.policy)
+        context.clientAddress = address
+        let key = RateLimiter.Keys.failedAuth + address
         let limit = limiter.policy.failedAuthPerAddress
         if request.headers[.authorization] != nil {
             let decision = limiter.peek(key, limit: limit)
@@ -36,7 +40,7 @@ struct RateLimitMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let policy = limiter.policy
-        let address = clientAddress(request, context, policy)
+        let address = context.clientAddress ?? clientAddress(request, context, policy)
         var decision: RateLimitDecision
         switch context.identity {
         case .admin?: decision = limiter.take(RateLimiter.Keys.principal + "admin", limit: policy.perPrincipal)
