@@ -315,6 +315,7 @@ public struct TenantResources: Sendable {
         precondition((1...Self.maxPageSize).contains(limit), "the caller checks the page size")
         let prefix = type + "#"
         var start: ItemKey?
+        var pastTheType = false
         if let cursor {
             let position = try ListCursor.decode(cursor)
             guard !position.contains(StoreRules.prefixRangeEnd), position.utf8.count <= StoreRules.maxSortKeyBytes else {
@@ -325,11 +326,11 @@ public struct TenantResources: Sendable {
             if position.hasPrefix(prefix) {
                 start = ItemKey(tenantId: tenantId.rawValue, resourceKey: position)
             } else if position > prefix {
-                try await requireTenant(tenantId)
-                return ResourcePage(resources: [], nextCursor: nil)
+                pastTheType = true
             }
         }
         try await requireTenant(tenantId)
+        if pastTheType { return ResourcePage(resources: [], nextCursor: nil) }
         let page = try await store.query(ItemQuery(tenantId: tenantId.rawValue, prefix: prefix, limit: limit + 1, exclusiveStartKey: start))
         let items = page.items.prefix(limit)
         let resources = try items.map { item throws(OnboardingError) in try TenantResource(item: item) }
