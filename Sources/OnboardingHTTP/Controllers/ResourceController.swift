@@ -28,7 +28,7 @@ struct ResourceController: Sendable {
             throw OnboardingError.preconditionFailed(ref, exists: true)
         }
         // A read answers 304 when the client's copy is current (weak comparison, RFC 9110 §13.1.2).
-        if let ifNoneMatch = preconditions.ifNoneMatch, !preconditions.allowsRead(current: resource, ifNoneMatch: ifNoneMatch) {
+        if let ifNoneMatch = preconditions.ifNoneMatch, ifNoneMatch.matches(resource.etag, weak: true) {
             return Response(status: .notModified, headers: [.eTag: Self.quoted(resource.etag), .cacheControl: "no-store"])
         }
         return JSONBody.response(.ok, Self.representation(resource), headers: [.eTag: Self.quoted(resource.etag)])
@@ -98,12 +98,5 @@ struct ResourceController: Sendable {
             "createdAt": .string(resource.createdAt),
             "updatedAt": .string(resource.updatedAt),
         ]
-    }
-}
-
-extension ResourcePreconditions {
-    /// Whether a `GET` should send the representation (`false`: `304 Not Modified`).
-    func allowsRead(current: TenantResource, ifNoneMatch: EntityTagList) -> Bool {
-        !ifNoneMatch.matches(current.etag, weak: true)
     }
 }

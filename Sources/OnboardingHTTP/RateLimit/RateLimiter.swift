@@ -150,9 +150,8 @@ public final class RateLimiter: Sendable {
     /// Drops buckets that have refilled completely: they hold nothing a new bucket would not.
     private func prune(_ state: inout State, at instant: ContinuousClock.Instant) {
         state.insertionsSincePrune = 0
-        let burstOf: (String) -> RateLimit = { key in self.limit(forKey: key) }
         state.buckets = state.buckets.filter { key, bucket in
-            let limit = burstOf(key)
+            let limit = self.limit(forKey: key)
             return refilled(bucket, limit: limit, at: instant) < Double(limit.burst)
         }
     }
