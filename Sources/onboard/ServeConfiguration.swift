@@ -28,10 +28,11 @@ struct Setting: Sendable {
     static let anonymousRateLimit = Setting(key: "anonymous_rate_limit", isSecret: false)
     static let onboardRateLimit = Setting(key: "onboard_rate_limit", isSecret: false)
     static let trustedProxies = Setting(key: "trusted_proxies", isSecret: false)
+    static let requestDeadline = Setting(key: "request_deadline", isSecret: false)
 
     static let all: [Setting] = [
         .host, .port, .database, .adminToken, .logLevel, .store, .table, .dynamoDBEndpoint, .region,
-        .onboarding, .rateLimits, .rateLimit, .anonymousRateLimit, .onboardRateLimit, .trustedProxies,
+        .onboarding, .rateLimits, .rateLimit, .anonymousRateLimit, .onboardRateLimit, .trustedProxies, .requestDeadline,
     ] + oidc
 }
 
@@ -138,6 +139,8 @@ struct ServeConfiguration: Sendable {
     /// `nil`: rate limits off.
     var rateLimits: RateLimitPolicy? = RateLimitPolicy()
     var oidc = OIDCConfiguration()
+    /// How long a request's store calls may take, retries included, before it is answered 503.
+    var requestDeadline: Duration = .seconds(10)
 
     /// - Parameters:
     ///   - flags: the values given on the command line, by setting key.
@@ -183,7 +186,22 @@ struct ServeConfiguration: Sendable {
             configuration.onboarding = parsed
         }
         configuration.rateLimits = try resolveRateLimits(settings)
+        if let (text, source) = settings.read(.requestDeadline) {
+            guard let deadline = parseDuration(text), deadline >= .milliseconds(100), deadline <= .seconds(300) else {
+                throw ConfigurationError(description: "invalid \(source) '\(text)': expected a duration from 100ms to 300s, e.g. 10s or 2500ms")
+            }
+            configuration.requestDeadline = deadline
+        }
         return configuration
+    }
+
+    /// `10s`, `2500ms`, `1.5s` or plain seconds (`10`).
+    static func parseDuration(_ text: String) -> Duration? {
+        let trimmed = text.trimmingCharacters(in: .whitespaces).lowercased()
+        if trimmed.hasSuffix("ms"), let milliseconds = Int(trimmed.dropLast(2)) { return .milliseconds(milliseconds) }
+        let secondsText = trimmed.hasSuffix("s") ? String(trimmed.dropLast()) : trimmed
+        guard let seconds = Double(secondsText), seconds.isFinite, seconds >= 0 else { return nil }
+        return .milliseconds(Int64((seconds * 1000).rounded()))
     }
 
     private static func resolveRateLimits(_ settings: SettingsReader) throws(ConfigurationError) -> RateLimitPolicy? {

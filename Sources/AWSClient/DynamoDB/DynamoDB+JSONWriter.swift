@@ -57,13 +57,15 @@ extension JSONWriter {
 
     /// The members every conditional write has: table, item or key, condition and its placeholders.
     mutating func conditionalWrite(
-        table: String, itemName: String, item: DynamoDBItem, condition: String?, names: [String: String]?, values: DynamoDBItem?
+        table: String, itemName: String, item: DynamoDBItem, condition: String?, names: [String: String]?, values: DynamoDBItem?,
+        returnOnFailure: String?
     ) {
         field("TableName", table)
         field(itemName, item)
         field("ConditionExpression", condition)
         field("ExpressionAttributeNames", names)
         field("ExpressionAttributeValues", values)
+        field("ReturnValuesOnConditionCheckFailure", returnOnFailure)
     }
 }
 
@@ -118,7 +120,8 @@ extension PutItemInput: JSONWritable {
         writer.beginObject()
         writer.conditionalWrite(
             table: TableName, itemName: "Item", item: Item, condition: ConditionExpression,
-            names: ExpressionAttributeNames, values: ExpressionAttributeValues
+            names: ExpressionAttributeNames, values: ExpressionAttributeValues,
+            returnOnFailure: ReturnValuesOnConditionCheckFailure
         )
         writer.endObject()
     }
@@ -129,7 +132,8 @@ extension DeleteItemInput: JSONWritable {
         writer.beginObject()
         writer.conditionalWrite(
             table: TableName, itemName: "Key", item: Key, condition: ConditionExpression,
-            names: ExpressionAttributeNames, values: ExpressionAttributeValues
+            names: ExpressionAttributeNames, values: ExpressionAttributeValues,
+            returnOnFailure: ReturnValuesOnConditionCheckFailure
         )
         writer.endObject()
     }
@@ -145,6 +149,7 @@ extension UpdateItemInput: JSONWritable {
         writer.field("ExpressionAttributeNames", ExpressionAttributeNames)
         writer.field("ExpressionAttributeValues", ExpressionAttributeValues)
         writer.field("ReturnValues", ReturnValues)
+        writer.field("ReturnValuesOnConditionCheckFailure", ReturnValuesOnConditionCheckFailure)
         writer.endObject()
     }
 }
@@ -212,7 +217,8 @@ extension TransactWriteItemsInput: JSONWritable {
                 writer.beginObject()
                 writer.conditionalWrite(
                     table: put.TableName, itemName: "Item", item: put.Item, condition: put.ConditionExpression,
-                    names: put.ExpressionAttributeNames, values: put.ExpressionAttributeValues
+                    names: put.ExpressionAttributeNames, values: put.ExpressionAttributeValues,
+                    returnOnFailure: put.ReturnValuesOnConditionCheckFailure
                 )
                 writer.endObject()
             }
@@ -221,7 +227,8 @@ extension TransactWriteItemsInput: JSONWritable {
                 writer.beginObject()
                 writer.conditionalWrite(
                     table: delete.TableName, itemName: "Key", item: delete.Key, condition: delete.ConditionExpression,
-                    names: delete.ExpressionAttributeNames, values: delete.ExpressionAttributeValues
+                    names: delete.ExpressionAttributeNames, values: delete.ExpressionAttributeValues,
+                    returnOnFailure: delete.ReturnValuesOnConditionCheckFailure
                 )
                 writer.endObject()
             }
@@ -230,7 +237,8 @@ extension TransactWriteItemsInput: JSONWritable {
                 writer.beginObject()
                 writer.conditionalWrite(
                     table: check.TableName, itemName: "Key", item: check.Key, condition: check.ConditionExpression,
-                    names: check.ExpressionAttributeNames, values: check.ExpressionAttributeValues
+                    names: check.ExpressionAttributeNames, values: check.ExpressionAttributeValues,
+                    returnOnFailure: check.ReturnValuesOnConditionCheckFailure
                 )
                 writer.endObject()
             }

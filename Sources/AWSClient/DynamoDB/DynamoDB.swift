@@ -1,4 +1,5 @@
 import Foundation
+import RequestBudget
 
 /// DynamoDB's JSON 1.0 API: the operations this project uses, typed.
 public struct DynamoDB: Sendable {
@@ -56,17 +57,20 @@ public struct DynamoDB: Sendable {
     }
 
     private func batchWriteChunk(_ requests: [String: [WriteRequest]]) async throws {
-        var pending = requests
-        var attempt = 0
-        while !pending.isEmpty {
-            attempt += 1
-            let output: BatchWriteItemOutput = try await call("BatchWriteItem", BatchWriteItemInput(RequestItems: pending))
-            pending = output.UnprocessedItems?.filter { !$0.value.isEmpty } ?? [:]
-            if !pending.isEmpty {
-                guard attempt < client.retryPolicy.maxAttempts * 2 else {
-                    throw DynamoDBError(code: .throttling, message: "BatchWriteItem: items still unprocessed after \(attempt) attempts")
+        try await RetryBudget.withCurrent { budget in
+            var pending = requests
+            var attempt = 0
+            while !pending.isEmpty {
+                attempt += 1
+                let output: BatchWriteItemOutput = try await call("BatchWriteItem", BatchWriteItemInput(RequestItems: pending))
+                pending = output.UnprocessedItems?.filter { !$0.value.isEmpty } ?? [:]
+                if !pending.isEmpty {
+                    // Unprocessed items are throttled ones: the request's budget decides how long to insist.
+                    guard let delay = budget.nextRetryDelay(attempt: attempt, base: client.retryPolicy.throttlingBase, cap: client.retryPolicy.cap) else {
+                        throw DynamoDBError(code: .throttling, message: "BatchWriteItem: items still unprocessed after \(attempt) attempts")
+                    }
+                    try await Task.sleep(for: delay)
                 }
-                try await Task.sleep(for: client.retryPolicy.delay(afterAttempt: attempt))
             }
         }
     }
@@ -142,12 +146,16 @@ public struct PutItemInput: Encodable, Sendable {
     public var ConditionExpression: String?
     public var ExpressionAttributeNames: [String: String]?
     public var ExpressionAttributeValues: DynamoDBItem?
-    public init(TableName: String, Item: DynamoDBItem, ConditionExpression: String? = nil, ExpressionAttributeNames: [String: String]? = nil, ExpressionAttributeValues: DynamoDBItem? = nil) {
+    /// `ALL_OLD`: a failed condition's error carries the item as it was, so a retried write can
+    /// recognise its own earlier success.
+    public var ReturnValuesOnConditionCheckFailure: String?
+    public init(TableName: String, Item: DynamoDBItem, ConditionExpression: String? = nil, ExpressionAttributeNames: [String: String]? = nil, ExpressionAttributeValues: DynamoDBItem? = nil, ReturnValuesOnConditionCheckFailure: String? = nil) {
         self.TableName = TableName
         self.Item = Item
         self.ConditionExpression = ConditionExpression
         self.ExpressionAttributeNames = ExpressionAttributeNames
         self.ExpressionAttributeValues = ExpressionAttributeValues
+        self.ReturnValuesOnConditionCheckFailure = ReturnValuesOnConditionCheckFailure
     }
 }
 
@@ -157,12 +165,16 @@ public struct DeleteItemInput: Encodable, Sendable {
     public var ConditionExpression: String?
     public var ExpressionAttributeNames: [String: String]?
     public var ExpressionAttributeValues: DynamoDBItem?
-    public init(TableName: String, Key: DynamoDBItem, ConditionExpression: String? = nil, ExpressionAttributeNames: [String: String]? = nil, ExpressionAttributeValues: DynamoDBItem? = nil) {
+    /// `ALL_OLD`: a failed condition's error carries the item as it was, so a retried write can
+    /// recognise its own earlier success.
+    public var ReturnValuesOnConditionCheckFailure: String?
+    public init(TableName: String, Key: DynamoDBItem, ConditionExpression: String? = nil, ExpressionAttributeNames: [String: String]? = nil, ExpressionAttributeValues: DynamoDBItem? = nil, ReturnValuesOnConditionCheckFailure: String? = nil) {
         self.TableName = TableName
         self.Key = Key
         self.ConditionExpression = ConditionExpression
         self.ExpressionAttributeNames = ExpressionAttributeNames
         self.ExpressionAttributeValues = ExpressionAttributeValues
+        self.ReturnValuesOnConditionCheckFailure = ReturnValuesOnConditionCheckFailure
     }
 }
 
@@ -174,7 +186,10 @@ public struct UpdateItemInput: Encodable, Sendable {
     public var ExpressionAttributeNames: [String: String]?
     public var ExpressionAttributeValues: DynamoDBItem?
     public var ReturnValues: String?
-    public init(TableName: String, Key: DynamoDBItem, UpdateExpression: String, ConditionExpression: String? = nil, ExpressionAttributeNames: [String: String]? = nil, ExpressionAttributeValues: DynamoDBItem? = nil, ReturnValues: String? = nil) {
+    /// `ALL_OLD`: a failed condition's error carries the item as it was, so a retried write can
+    /// recognise its own earlier success.
+    public var ReturnValuesOnConditionCheckFailure: String?
+    public init(TableName: String, Key: DynamoDBItem, UpdateExpression: String, ConditionExpression: String? = nil, ExpressionAttributeNames: [String: String]? = nil, ExpressionAttributeValues: DynamoDBItem? = nil, ReturnValues: String? = nil, ReturnValuesOnConditionCheckFailure: String? = nil) {
         self.TableName = TableName
         self.Key = Key
         self.UpdateExpression = UpdateExpression
@@ -182,6 +197,7 @@ public struct UpdateItemInput: Encodable, Sendable {
         self.ExpressionAttributeNames = ExpressionAttributeNames
         self.ExpressionAttributeValues = ExpressionAttributeValues
         self.ReturnValues = ReturnValues
+        self.ReturnValuesOnConditionCheckFailure = ReturnValuesOnConditionCheckFailure
     }
 }
 
@@ -249,12 +265,14 @@ public struct TransactWriteItem: Encodable, Sendable {
         public var ConditionExpression: String?
         public var ExpressionAttributeNames: [String: String]?
         public var ExpressionAttributeValues: DynamoDBItem?
-        public init(TableName: String, Item: DynamoDBItem, ConditionExpression: String?, ExpressionAttributeNames: [String: String]?, ExpressionAttributeValues: DynamoDBItem?) {
+        public var ReturnValuesOnConditionCheckFailure: String?
+        public init(TableName: String, Item: DynamoDBItem, ConditionExpression: String?, ExpressionAttributeNames: [String: String]?, ExpressionAttributeValues: DynamoDBItem?, ReturnValuesOnConditionCheckFailure: String? = nil) {
             self.TableName = TableName
             self.Item = Item
             self.ConditionExpression = ConditionExpression
             self.ExpressionAttributeNames = ExpressionAttributeNames
             self.ExpressionAttributeValues = ExpressionAttributeValues
+            self.ReturnValuesOnConditionCheckFailure = ReturnValuesOnConditionCheckFailure
         }
     }
     public struct Delete: Encodable, Sendable {
@@ -263,12 +281,14 @@ public struct TransactWriteItem: Encodable, Sendable {
         public var ConditionExpression: String?
         public var ExpressionAttributeNames: [String: String]?
         public var ExpressionAttributeValues: DynamoDBItem?
-        public init(TableName: String, Key: DynamoDBItem, ConditionExpression: String?, ExpressionAttributeNames: [String: String]?, ExpressionAttributeValues: DynamoDBItem?) {
+        public var ReturnValuesOnConditionCheckFailure: String?
+        public init(TableName: String, Key: DynamoDBItem, ConditionExpression: String?, ExpressionAttributeNames: [String: String]?, ExpressionAttributeValues: DynamoDBItem?, ReturnValuesOnConditionCheckFailure: String? = nil) {
             self.TableName = TableName
             self.Key = Key
             self.ConditionExpression = ConditionExpression
             self.ExpressionAttributeNames = ExpressionAttributeNames
             self.ExpressionAttributeValues = ExpressionAttributeValues
+            self.ReturnValuesOnConditionCheckFailure = ReturnValuesOnConditionCheckFailure
         }
     }
     public struct ConditionCheck: Encodable, Sendable {
@@ -277,12 +297,14 @@ public struct TransactWriteItem: Encodable, Sendable {
         public var ConditionExpression: String
         public var ExpressionAttributeNames: [String: String]?
         public var ExpressionAttributeValues: DynamoDBItem?
-        public init(TableName: String, Key: DynamoDBItem, ConditionExpression: String, ExpressionAttributeNames: [String: String]?, ExpressionAttributeValues: DynamoDBItem?) {
+        public var ReturnValuesOnConditionCheckFailure: String?
+        public init(TableName: String, Key: DynamoDBItem, ConditionExpression: String, ExpressionAttributeNames: [String: String]?, ExpressionAttributeValues: DynamoDBItem?, ReturnValuesOnConditionCheckFailure: String? = nil) {
             self.TableName = TableName
             self.Key = Key
             self.ConditionExpression = ConditionExpression
             self.ExpressionAttributeNames = ExpressionAttributeNames
             self.ExpressionAttributeValues = ExpressionAttributeValues
+            self.ReturnValuesOnConditionCheckFailure = ReturnValuesOnConditionCheckFailure
         }
     }
     public var Put: Put?
@@ -407,6 +429,13 @@ public struct DynamoDBError: Error, Sendable, CustomStringConvertible {
     public struct CancellationReason: Sendable, Hashable, Decodable {
         public var Code: String?
         public var Message: String?
+        /// The item as it was, when the write asked for `ALL_OLD` and its condition failed.
+        public var Item: DynamoDBItem?
+        public init(Code: String?, Message: String? = nil, Item: DynamoDBItem? = nil) {
+            self.Code = Code
+            self.Message = Message
+            self.Item = Item
+        }
     }
 
     public let code: Code
@@ -414,12 +443,23 @@ public struct DynamoDBError: Error, Sendable, CustomStringConvertible {
     /// The service's own error type (`ConditionalCheckFailedException`, `SignatureDoesNotMatch`, …).
     public let awsType: String
     public let cancellationReasons: [CancellationReason]
+    /// For `ConditionalCheckFailedException` of a write that asked for `ALL_OLD`: the item as it
+    /// was (`nil` when there was none).
+    public let oldItem: DynamoDBItem?
+    /// Whether an earlier attempt of the same call got no answer and may have been applied
+    /// (``AWSServiceError/answerLost``).
+    public let answerLost: Bool
 
-    public init(code: Code, message: String, awsType: String = "", cancellationReasons: [CancellationReason] = []) {
+    public init(
+        code: Code, message: String, awsType: String = "", cancellationReasons: [CancellationReason] = [],
+        oldItem: DynamoDBItem? = nil, answerLost: Bool = false
+    ) {
         self.code = code
         self.message = message
         self.awsType = awsType
         self.cancellationReasons = cancellationReasons
+        self.oldItem = oldItem
+        self.answerLost = answerLost
     }
 
     init(_ error: AWSServiceError) {
@@ -436,16 +476,23 @@ public struct DynamoDBError: Error, Sendable, CustomStringConvertible {
             default: error.isThrottling ? .throttling : (error.status >= 500 ? .serverError : .other)
             }
         var reasons: [CancellationReason] = []
-        if code == .transactionCanceled,
-            let decoded = try? JSONDecoder().decode(CancellationReasons.self, from: Data(error.body))
+        var oldItem: DynamoDBItem?
+        if code == .transactionCanceled || code == .conditionalCheckFailed,
+            let decoded = try? JSONDecoder().decode(ErrorDetails.self, from: Data(error.body))
         {
             reasons = decoded.CancellationReasons ?? []
+            oldItem = decoded.Item
         }
-        self.init(code: code, message: error.message, awsType: error.type, cancellationReasons: reasons)
+        self.init(
+            code: code, message: error.message, awsType: error.type, cancellationReasons: reasons, oldItem: oldItem,
+            answerLost: error.answerLost
+        )
     }
 
-    private struct CancellationReasons: Decodable {
+    /// The error-specific members of an error body.
+    private struct ErrorDetails: Decodable {
         var CancellationReasons: [CancellationReason]?
+        var Item: DynamoDBItem?
     }
 
     public var description: String { "DynamoDB \(awsType.isEmpty ? code.rawValue : awsType): \(message)" }

@@ -1,4 +1,5 @@
 import Foundation
+import RequestBudget
 
 /// Where a tenant's own resource lives: its type and id, the item `<type>#<resourceId>` in the
 /// tenant's partition.
@@ -232,8 +233,9 @@ public struct TenantResources: Sendable {
     /// item; the document is one attribute).
     public static let maxDepth = 30
     public static let maxPageSize = 100
-    /// Unconditional writes that lose a race are retried this often before giving up.
-    static let maxAttempts = 5
+    /// Unconditional writes that lose a race are retried while the request's ``RetryBudget``
+    /// allows (with a short full-jitter pause), then answered `409 conflict`.
+    static let conflictBackoff: (base: Duration, cap: Duration) = (.milliseconds(5), .milliseconds(200))
 
     private let store: any TenantStore
     private let clock: any WallClock
@@ -262,51 +264,70 @@ public struct TenantResources: Sendable {
     ) async throws -> (resource: TenantResource, created: Bool) {
         let document = try Self.validated(document)
         let key = ItemKey(tenantId: tenantId.rawValue, resourceKey: ref.resourceKey)
-        for _ in 0..<Self.maxAttempts {
-            let current = try await store.get(key).map { item throws(OnboardingError) in try TenantResource(item: item) }
-            guard preconditions.allowWrite(current: current) else {
-                if current == nil { try await requireTenant(tenantId) }
-                throw OnboardingError.preconditionFailed(ref, exists: current != nil)
-            }
-            let now = Timestamp.format(clock.now())
-            let resource = TenantResource(
-                ref: ref, document: document, etag: Self.newEntityTag(), createdAt: current?.createdAt ?? now, updatedAt: now
-            )
-            let condition: WriteCondition = current.map { .attributeEquals("etag", .string($0.etag)) } ?? .itemNotExists
-            do {
-                try await store.transact([
-                    .conditionCheck(Tenant.key(tenantId), condition: .itemExists),
-                    .put(resource.item(tenantId), condition: condition),
-                ])
-                return (resource, current == nil)
-            } catch let error as StoreError where error.code == .transactionCanceled {
-                if error.cancellationReasons.first == .conditionFailed { throw OnboardingError.tenantNotFound(tenantId.rawValue) }
-                // Someone else wrote in between: a conditional request saw a state that is gone.
-                if preconditions.isConditional { throw OnboardingError.preconditionFailed(ref, exists: true) }
+        return try await RetryBudget.withCurrent { budget in
+            var attempt = 0
+            while true {
+                attempt += 1
+                let current = try await store.get(key).map { item throws(OnboardingError) in try TenantResource(item: item) }
+                guard preconditions.allowWrite(current: current) else {
+                    if current == nil { try await requireTenant(tenantId) }
+                    throw OnboardingError.preconditionFailed(ref, exists: current != nil)
+                }
+                let now = Timestamp.format(clock.now())
+                let resource = TenantResource(
+                    ref: ref, document: document, etag: Self.newEntityTag(), createdAt: current?.createdAt ?? now, updatedAt: now
+                )
+                let condition: WriteCondition = current.map { .attributeEquals("etag", .string($0.etag)) } ?? .itemNotExists
+                do {
+                    try await store.transact([
+                        .conditionCheck(Tenant.key(tenantId), condition: .itemExists),
+                        .put(resource.item(tenantId), condition: condition),
+                    ])
+                    return (resource, current == nil)
+                } catch let error as StoreError where error.code == .transactionCanceled {
+                    if error.cancellationReasons.first == .conditionFailed { throw OnboardingError.tenantNotFound(tenantId.rawValue) }
+                    // Someone else wrote in between: a conditional request saw a state that is gone.
+                    if preconditions.isConditional { throw OnboardingError.preconditionFailed(ref, exists: true) }
+                }
+                try await Self.pauseBeforeRetry(budget, attempt: attempt, ref: ref, doing: "written")
             }
         }
-        throw OnboardingError(.conflict, "the resource \(ref.resourceKey) kept changing while it was written; retry")
+    }
+
+    /// Waits before another try after losing a race, or gives up with `409 conflict` when the
+    /// request's budget has no retry left.
+    private static func pauseBeforeRetry(_ budget: RetryBudget, attempt: Int, ref: ResourceRef, doing: String) async throws {
+        guard let delay = budget.nextRetryDelay(attempt: attempt, base: conflictBackoff.base, cap: conflictBackoff.cap) else {
+            throw OnboardingError(.conflict, "the resource \(ref.resourceKey) kept changing while it was \(doing); retry")
+        }
+        try await Task.sleep(for: delay)
     }
 
     /// Deletes a resource.
     /// - Throws: `.resourceNotFound`, `.preconditionFailed`, `.tenantNotFound`.
     public func delete(_ ref: ResourceRef, of tenantId: TenantID, preconditions: ResourcePreconditions = .init()) async throws {
         let key = ItemKey(tenantId: tenantId.rawValue, resourceKey: ref.resourceKey)
-        for _ in 0..<Self.maxAttempts {
-            guard let current = try await store.get(key).map({ item throws(OnboardingError) in try TenantResource(item: item) }) else {
-                try await requireTenant(tenantId)
-                throw OnboardingError.resourceNotFound(ref)
-            }
-            guard preconditions.allowWrite(current: current) else { throw OnboardingError.preconditionFailed(ref, exists: true) }
-            do {
-                try await store.delete(key, condition: .attributeEquals("etag", .string(current.etag)))
-                return
-            } catch let error as StoreError where error.code == .conditionFailed {
-                if preconditions.isConditional { throw OnboardingError.preconditionFailed(ref, exists: true) }
+        try await RetryBudget.withCurrent { budget in
+            var attempt = 0
+            while true {
+                attempt += 1
+                guard let current = try await store.get(key).map({ item throws(OnboardingError) in try TenantResource(item: item) }) else {
+                    try await requireTenant(tenantId)
+                    throw OnboardingError.resourceNotFound(ref)
+                }
+                guard preconditions.allowWrite(current: current) else { throw OnboardingError.preconditionFailed(ref, exists: true) }
+                do {
+                    try await store.delete(key, condition: .attributeEquals("etag", .string(current.etag)))
+                    return
+                } catch let error as StoreError where error.code == .conditionFailed {
+                    if preconditions.isConditional { throw OnboardingError.preconditionFailed(ref, exists: true) }
+                }
+                try await Self.pauseBeforeRetry(budget, attempt: attempt, ref: ref, doing: "deleted")
             }
         }
-        throw OnboardingError(.conflict, "the resource \(ref.resourceKey) kept changing while it was deleted; retry")
     }
+
+
 
     /// The tenant's resources of one type, in `resourceId` order (bytewise), a page at a time.
     /// - Throws: `.tenantNotFound`, `.invalidCursor`.
