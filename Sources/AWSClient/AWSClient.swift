@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
+import RequestBudget
 import SigV4
 import Synchronization
 
@@ -13,17 +14,20 @@ import Synchronization
 /// One client keeps one keep-alive connection pool (async-http-client) for all calls; call
 /// ``shutdown()`` when done.
 public final class AWSClient: Sendable {
-    public let credentials: AWSCredentials
+    /// Where the credentials come from; asked before every request (it caches).
+    public let credentialProvider: any AWSCredentialProvider
     public let region: String
     public let retryPolicy: RetryPolicy
     /// The most a single HTTP attempt may take.
     public let requestTimeout: TimeAmount
     private let httpClient: HTTPClient
     private let logger: Logger
-    /// One signer per service (each keeps its day's signing key) and each endpoint parsed once.
+    /// One signer per service (each keeps its day's signing key; replaced when the credentials
+    /// change) and each endpoint parsed once.
     private let signing = Mutex<(signers: [String: SigV4Signer], targets: [String: SigV4Signer.Target])>(([:], [:]))
 
-    public init(
+    /// A client signing with fixed credentials.
+    public convenience init(
         credentials: AWSCredentials,
         region: String,
         retryPolicy: RetryPolicy = .standard,
@@ -31,7 +35,23 @@ public final class AWSClient: Sendable {
         maxConnections: Int = 64,
         logger: Logger = Logger(label: "onboard.aws")
     ) {
-        self.credentials = credentials
+        self.init(
+            credentialProvider: StaticCredentialProvider(credentials), region: region, retryPolicy: retryPolicy, requestTimeout: requestTimeout,
+            maxConnections: maxConnections, logger: logger
+        )
+    }
+
+    /// A client signing with the credentials `credentialProvider` gives at each request (for
+    /// example a ``CachingCredentialProvider`` over ``AWSCredentialChain/standard(environment:region:)``).
+    public init(
+        credentialProvider: any AWSCredentialProvider,
+        region: String,
+        retryPolicy: RetryPolicy = .standard,
+        requestTimeout: TimeAmount = .seconds(10),
+        maxConnections: Int = 64,
+        logger: Logger = Logger(label: "onboard.aws")
+    ) {
+        self.credentialProvider = credentialProvider
         self.region = region
         self.retryPolicy = retryPolicy
         self.requestTimeout = requestTimeout
@@ -60,34 +80,98 @@ public final class AWSClient: Sendable {
     ///   ``AWSTransportError`` when no answer came.
     public func jsonCall(endpoint: String, signingName: String, target: String, contentType: String, body: [UInt8]) async throws -> [UInt8] {
         let url = endpoint.hasSuffix("/") ? endpoint : endpoint + "/"
-        let (signer, destination) = try signing.withLock { cache in
-            let signer = cache.signers[signingName] ?? SigV4Signer(credentials: credentials, region: region, service: signingName)
-            cache.signers[signingName] = signer
+        let destination = try signing.withLock { cache in
             let destination = try cache.targets[url] ?? SigV4Signer.Target(url: url)
             cache.targets[url] = destination
-            return (signer, destination)
+            return destination
         }
-        var attempt = 0
-        while true {
-            attempt += 1
-            do {
-                return try await send(url: url, signer: signer, destination: destination, target: target, contentType: contentType, body: body)
-            } catch let error as AWSServiceError where error.isRetryable && attempt < retryPolicy.maxAttempts {
-                try await backOff(attempt: attempt, throttled: error.isThrottling, reason: error.type, target: target)
-            } catch let error as AWSTransportError where attempt < retryPolicy.maxAttempts {
-                try await backOff(attempt: attempt, throttled: false, reason: error.message, target: target)
+        return try await RetryBudget.withCurrent(orNew: RetryBudget(timeout: RetryBudget.defaultTimeout, maxRetries: retryPolicy.maxAttempts - 1)) { budget in
+            var attempt = 0
+            // Whether an earlier attempt may have been applied although its answer never came
+            // (no answer, or a 5xx): a conditional write that then fails its own condition may
+            // be looking at its own earlier success, which its caller must recognise.
+            var answerLost = false
+            while true {
+                attempt += 1
+                guard let timeout = budget.attemptTimeout(atMost: .nanoseconds(requestTimeout.nanoseconds)) else {
+                    throw AWSTransportError(message: "\(target): the request's deadline passed before an answer", answerLost: answerLost)
+                }
+                do {
+                    return try await send(
+                        url: url, signingName: signingName, destination: destination, target: target, contentType: contentType, body: body,
+                        timeout: timeout
+                    )
+                } catch var error as AWSServiceError {
+                    error.answerLost = answerLost
+                    guard error.isRetryable, let delay = budget.nextRetryDelay(attempt: attempt, base: retryPolicy.base(throttled: error.isThrottling), cap: retryPolicy.cap) else {
+                        throw error
+                    }
+                    answerLost = answerLost || !error.isThrottling
+                    try await backOff(delay, attempt: attempt, reason: error.type, target: target)
+                } catch var error as AWSTransportError {
+                    answerLost = true
+                    error.answerLost = true
+                    guard let delay = budget.nextRetryDelay(attempt: attempt, base: retryPolicy.base, cap: retryPolicy.cap) else { throw error }
+                    try await backOff(delay, attempt: attempt, reason: error.message, target: target)
+                }
             }
         }
     }
 
-    private func backOff(attempt: Int, throttled: Bool, reason: String, target: String) async throws {
-        let delay = retryPolicy.delay(afterAttempt: attempt, throttled: throttled)
+    private func backOff(_ delay: Duration, attempt: Int, reason: String, target: String) async throws {
         logger.debug("retrying AWS call", metadata: ["target": "\(target)", "attempt": "\(attempt)", "reason": "\(reason)", "delay": "\(delay)"])
         try await Task.sleep(for: delay)
     }
 
+    /// One attempt, signed with the provider's current credentials. When AWS answers that they
+    /// expired (`ExpiredToken*`), they are invalidated, fresh ones fetched, and the request is
+    /// sent once more with those (within the same `timeout`'s budget, as one attempt).
     private func send(
-        url: String, signer: SigV4Signer, destination: SigV4Signer.Target, target: String, contentType: String, body: [UInt8]
+        url: String, signingName: String, destination: SigV4Signer.Target, target: String, contentType: String, body: [UInt8],
+        timeout: Duration
+    ) async throws -> [UInt8] {
+        let credentials = try await currentCredentials()
+        do {
+            return try await send(
+                url: url, signer: signer(for: signingName, credentials), destination: destination, target: target, contentType: contentType,
+                body: body, timeout: timeout
+            )
+        } catch let error as AWSServiceError where error.isExpiredCredentials {
+            logger.info("AWS credentials expired; refreshing and sending again", metadata: ["target": "\(target)", "accessKeyId": "\(credentials.accessKeyId)"])
+            credentialProvider.invalidate(credentials)
+            let fresh = try await currentCredentials()
+            return try await send(
+                url: url, signer: signer(for: signingName, fresh), destination: destination, target: target, contentType: contentType, body: body,
+                timeout: timeout
+            )
+        }
+    }
+
+    /// The provider's credentials; a failure to get any is "no answer" (nothing was sent, and a
+    /// credential endpoint may recover within the request's budget).
+    private func currentCredentials() async throws -> AWSCredentials {
+        do {
+            return try await credentialProvider.credentials()
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            throw AWSTransportError(message: "cannot get AWS credentials: \(error)", answerLost: false)
+        }
+    }
+
+    /// The cached signer of `service`, re-created when the credentials changed.
+    private func signer(for service: String, _ credentials: AWSCredentials) -> SigV4Signer {
+        signing.withLock { cache in
+            if let cached = cache.signers[service], cached.credentials == credentials { return cached }
+            let signer = SigV4Signer(credentials: credentials, region: region, service: service)
+            cache.signers[service] = signer
+            return signer
+        }
+    }
+
+    private func send(
+        url: String, signer: SigV4Signer, destination: SigV4Signer.Target, target: String, contentType: String, body: [UInt8],
+        timeout: Duration
     ) async throws -> [UInt8] {
         let signed = try signer.sign(
             method: "POST", target: destination,
@@ -101,7 +185,7 @@ public final class AWSClient: Sendable {
         let response: HTTPClientResponse
         let payload: ByteBuffer
         do {
-            response = try await httpClient.execute(request, timeout: requestTimeout)
+            response = try await httpClient.execute(request, timeout: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000))
             payload = try await response.body.collect(upTo: 16 * 1024 * 1024)
         } catch is CancellationError {
             throw CancellationError()
@@ -118,8 +202,12 @@ public final class AWSClient: Sendable {
     }
 }
 
-/// How often and how long to retry: exponential backoff with full jitter
+/// How to pause between retries: exponential backoff with full jitter
 /// (sleep = random(0, min(cap, base × 2^attempt))), a longer base for throttling.
+///
+/// How many retries a call may make and until when is the request's ``RetryBudget`` (shared by
+/// every layer that retries for that request); `maxAttempts` only sizes the budget a call makes
+/// for itself when it runs outside any request.
 public struct RetryPolicy: Sendable {
     public var maxAttempts: Int
     public var base: Duration
@@ -139,6 +227,9 @@ public struct RetryPolicy: Sendable {
     /// The pause after a failed attempt (1-based).
     public func delay(afterAttempt attempt: Int) -> Duration { delay(afterAttempt: attempt, throttled: false) }
 
+    /// The base of the backoff: longer when the service said it is throttling.
+    public func base(throttled: Bool) -> Duration { throttled ? throttlingBase : base }
+
     func delay(afterAttempt attempt: Int, throttled: Bool) -> Duration {
         let start = throttled ? throttlingBase : base
         let ceiling = min(cap, start * (1 << min(attempt, 20)))
@@ -156,6 +247,9 @@ public struct AWSServiceError: Error, Sendable, CustomStringConvertible {
     public let requestID: String?
     /// The whole error body, for error-specific fields (`CancellationReasons`).
     public let body: [UInt8]
+    /// Whether an earlier attempt of the same call got no answer (or a 5xx) and so may have been
+    /// applied: a condition failing now may be failing on the call's own earlier success.
+    public var answerLost = false
 
     init(status: Int, body: [UInt8], requestID: String?) {
         self.status = status
@@ -196,5 +290,13 @@ public struct AWSServiceError: Error, Sendable, CustomStringConvertible {
 /// No answer: the connection failed, was dropped, or timed out.
 public struct AWSTransportError: Error, Sendable, CustomStringConvertible {
     public let message: String
+    /// Whether some attempt may have reached the service (always, unless the deadline passed
+    /// before any attempt left): then the call may have been applied.
+    public var answerLost: Bool
+
+    public init(message: String, answerLost: Bool = true) {
+        self.message = message
+        self.answerLost = answerLost
+    }
     public var description: String { "no answer from AWS: \(message)" }
 }

@@ -2,7 +2,9 @@ import Foundation
 
 /// Where the AWS SDKs find credentials and the region, reproduced for this project: the
 /// environment first (what Lambda provides), then the shared files `~/.aws/credentials` and
-/// `~/.aws/config` for the profile `AWS_PROFILE` (default `default`).
+/// `~/.aws/config` for the profile `AWS_PROFILE` (default `default`), then the settings of the
+/// sources that need the network (web identity, container endpoint, instance metadata; see
+/// `AWSEnvironment+CredentialSources.swift`).
 public struct AWSEnvironment: Sendable {
     public let variables: [String: String]
     /// The user's home folder (`~`), where `.aws/` is looked for.
@@ -22,23 +24,36 @@ public struct AWSEnvironment: Sendable {
     var credentialsFile: String { nonEmpty("AWS_SHARED_CREDENTIALS_FILE") ?? homeDirectory + "/.aws/credentials" }
     var configFile: String { nonEmpty("AWS_CONFIG_FILE") ?? homeDirectory + "/.aws/config" }
 
-    /// The credentials: `AWS_ACCESS_KEY_ID` + `AWS_SECRET_ACCESS_KEY` (+ `AWS_SESSION_TOKEN`), else
-    /// the profile's `aws_access_key_id` / `aws_secret_access_key` / `aws_session_token` in the
-    /// credentials file, else in the config file.
+    /// The static credentials: `AWS_ACCESS_KEY_ID` + `AWS_SECRET_ACCESS_KEY` (+ `AWS_SESSION_TOKEN`),
+    /// else the profile's `aws_access_key_id` / `aws_secret_access_key` / `aws_session_token` in
+    /// the credentials file, else in the config file. (The other sources, which need the network,
+    /// are in `AWSClient`'s `AWSCredentialChain`.)
     /// - Throws: ``AWSConfigurationError`` saying where credentials were looked for.
     public func credentials() throws -> AWSCredentials {
+        if let found = try environmentCredentials() ?? sharedFileCredentials() { return found }
+        throw AWSConfigurationError(message: "no AWS credentials: \(Self.lookedAtEnvironment), \(lookedAtSharedFiles)")
+    }
+
+    /// `AWS_ACCESS_KEY_ID` + `AWS_SECRET_ACCESS_KEY` (+ `AWS_SESSION_TOKEN`); `nil` when neither is set.
+    /// - Throws: ``AWSConfigurationError`` when only one of the two is set.
+    public func environmentCredentials() throws -> AWSCredentials? {
         let keyId = nonEmpty("AWS_ACCESS_KEY_ID")
         let secret = nonEmpty("AWS_SECRET_ACCESS_KEY")
         switch (keyId, secret) {
         case (let keyId?, let secret?):
             return AWSCredentials(accessKeyId: keyId, secretAccessKey: secret, sessionToken: nonEmpty("AWS_SESSION_TOKEN"))
         case (nil, nil):
-            break
+            return nil
         default:
             throw AWSConfigurationError(
                 message: "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together (only \(keyId == nil ? "AWS_SECRET_ACCESS_KEY" : "AWS_ACCESS_KEY_ID") is)"
             )
         }
+    }
+
+    /// The profile's keys in the credentials file, else in the config file; `nil` when neither has them.
+    /// - Throws: ``AWSConfigurationError`` when a file cannot be read or has half of the keys.
+    public func sharedFileCredentials() throws -> AWSCredentials? {
         for (file, section) in [(credentialsFile, profile), (configFile, profile == "default" ? "default" : "profile \(profile)")] {
             guard let values = try Self.iniSection(section, inFile: file) else { continue }
             switch (values["aws_access_key_id"], values["aws_secret_access_key"]) {
@@ -50,10 +65,12 @@ public struct AWSEnvironment: Sendable {
                 throw AWSConfigurationError(message: "profile '\(profile)' in \(file) needs both aws_access_key_id and aws_secret_access_key")
             }
         }
-        throw AWSConfigurationError(
-            message: "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or give profile '\(profile)' keys in \(credentialsFile) (AWS_PROFILE picks another profile)"
-        )
+        return nil
     }
+
+    /// What to set, said when no credentials were found.
+    static let lookedAtEnvironment = "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+    var lookedAtSharedFiles: String { "or give profile '\(profile)' keys in \(credentialsFile) (AWS_PROFILE picks another profile)" }
 
     /// The region: `AWS_REGION`, `AWS_DEFAULT_REGION`, or the profile's `region` in the config file.
     public func region() throws -> String? {
@@ -70,7 +87,7 @@ public struct AWSEnvironment: Sendable {
         return nonEmpty("AWS_ENDPOINT_URL_\(serviceVariable)") ?? nonEmpty("AWS_ENDPOINT_URL")
     }
 
-    private func nonEmpty(_ name: String) -> String? {
+    func nonEmpty(_ name: String) -> String? {
         guard let value = variables[name]?.trimmingCharacters(in: .whitespaces), !value.isEmpty else { return nil }
         return value
     }

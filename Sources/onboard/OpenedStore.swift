@@ -36,7 +36,7 @@ struct OpenedStore: Sendable {
             }
             return OpenedStore(store: store, summary: "database: \(store.path)", dynamoDB: nil, table: configuration.table, logger: logger, closeAction: {})
         case .dynamodb:
-            let dynamoDB = try dynamoDBClient(configuration, environment: environment, logger: logger)
+            let dynamoDB = try await dynamoDBClient(configuration, environment: environment, logger: logger)
             let store = DynamoDBTenantStore(dynamoDB: dynamoDB, table: configuration.table)
             let opened = OpenedStore(
                 store: store,
@@ -48,7 +48,10 @@ struct OpenedStore: Sendable {
             )
             if checkTable {
                 do {
-                    _ = try await dynamoDB.describeTable(configuration.table)
+                    try await DynamoDBTable.check(dynamoDB, name: configuration.table)
+                } catch let error as DynamoDBTable.LayoutError {
+                    await opened.close()
+                    throw ConfigurationError(description: error.description)
                 } catch let error as DynamoDBError where error.code == .resourceNotFound {
                     await opened.close()
                     throw ConfigurationError(
@@ -64,19 +67,28 @@ struct OpenedStore: Sendable {
     }
 
     /// A DynamoDB client from the settings and the AWS environment (credentials, region, endpoint).
-    static func dynamoDBClient(_ configuration: StoreConfiguration, environment: AWSEnvironment, logger: Logger) throws -> DynamoDB {
-        let credentials: AWSCredentials
+    ///
+    /// Credentials come from the SDKs' chain (environment, shared files, web identity, container
+    /// endpoint, instance metadata) and are fetched once here, so that missing or broken
+    /// credentials stop the start with one line naming where they were looked for. Static keys
+    /// (environment, files) need no network; the other sources make their first request now and
+    /// are refreshed before they expire.
+    static func dynamoDBClient(_ configuration: StoreConfiguration, environment: AWSEnvironment, logger: Logger) async throws -> DynamoDB {
         let region: String
+        let provider: CachingCredentialProvider
         do {
-            credentials = try environment.credentials()
             guard let found = try configuration.region ?? environment.region() else {
                 throw ConfigurationError(description: "no AWS region: give --region, or set AWS_REGION, or a region for profile '\(environment.profile)' in ~/.aws/config")
             }
             region = found
+            provider = CachingCredentialProvider(try AWSCredentialChain.standard(environment: environment, region: region), logger: logger)
+            _ = try await provider.credentials()
         } catch let error as AWSConfigurationError {
+            throw ConfigurationError(description: error.message)
+        } catch let error as AWSCredentialsError {
             throw ConfigurationError(description: error.message)
         }
         let endpoint = configuration.dynamoDBEndpoint ?? environment.endpointURL(serviceVariable: "DYNAMODB")
-        return DynamoDB(client: AWSClient(credentials: credentials, region: region, logger: logger), endpoint: endpoint)
+        return DynamoDB(client: AWSClient(credentialProvider: provider, region: region, logger: logger), endpoint: endpoint)
     }
 }

@@ -90,4 +90,71 @@ struct AWSEnvironmentTests {
         )
         #expect(ignored.endpointURL(serviceVariable: "DYNAMODB") == nil)
     }
+
+    @Test("web identity: both variables or none; STS from AWS_ENDPOINT_URL_STS, then AWS_ENDPOINT_URL")
+    func webIdentity() throws {
+        let both = AWSEnvironment(
+            variables: ["AWS_WEB_IDENTITY_TOKEN_FILE": "/var/run/token", "AWS_ROLE_ARN": "arn:aws:iam::1:role/r", "AWS_ROLE_SESSION_NAME": "s",
+                        "AWS_ENDPOINT_URL": "http://127.0.0.1:4566"],
+            homeDirectory: "/nonexistent"
+        )
+        #expect(try both.webIdentity() == .init(tokenFile: "/var/run/token", roleARN: "arn:aws:iam::1:role/r", sessionName: "s", stsEndpoint: "http://127.0.0.1:4566"))
+        let sts = AWSEnvironment(
+            variables: ["AWS_WEB_IDENTITY_TOKEN_FILE": "/t", "AWS_ROLE_ARN": "arn", "AWS_ENDPOINT_URL_STS": "http://127.0.0.1:1", "AWS_ENDPOINT_URL": "http://127.0.0.1:2"],
+            homeDirectory: "/nonexistent"
+        )
+        #expect(try sts.webIdentity()?.stsEndpoint == "http://127.0.0.1:1")
+        #expect(try sts.webIdentity()?.sessionName == nil)
+        #expect(try AWSEnvironment(variables: ["AWS_ROLE_ARN": "arn"], homeDirectory: "/nonexistent").webIdentity() == nil)
+        #expect(try AWSEnvironment(variables: [:], homeDirectory: "/nonexistent").webIdentity() == nil)
+        let half = #expect(throws: AWSConfigurationError.self) {
+            try AWSEnvironment(variables: ["AWS_WEB_IDENTITY_TOKEN_FILE": "/t"], homeDirectory: "/nonexistent").webIdentity()
+        }
+        #expect(half?.message.contains("AWS_ROLE_ARN") == true)
+    }
+
+    @Test("container endpoint: the relative URI on 169.254.170.2 first; a full URI only over https or to loopback and container addresses")
+    func containerEndpoint() throws {
+        func settings(_ variables: [String: String]) throws -> AWSEnvironment.ContainerCredentialSettings? {
+            try AWSEnvironment(variables: variables, homeDirectory: "/nonexistent").containerCredentials()
+        }
+        #expect(try settings([:]) == nil)
+        #expect(try settings(["AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": "/v2/credentials/abc", "AWS_CONTAINER_CREDENTIALS_FULL_URI": "http://127.0.0.1:9/x"])
+            == .init(url: "http://169.254.170.2/v2/credentials/abc"))
+        let eks = try settings([
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI": "http://169.254.170.23/v1/credentials", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE": "/var/run/token",
+            "AWS_CONTAINER_AUTHORIZATION_TOKEN": "t",
+        ])
+        #expect(eks == .init(url: "http://169.254.170.23/v1/credentials", authorizationTokenFile: "/var/run/token", authorizationToken: "t"))
+        for allowed in ["http://127.0.0.1:8080/c", "http://127.0.0.2/c", "http://localhost:1/c", "http://[::1]:1/c", "http://[fd00:ec2::23]/c", "https://creds.example.com/c"] {
+            #expect(try settings(["AWS_CONTAINER_CREDENTIALS_FULL_URI": allowed])?.url == allowed)
+        }
+        for refused in ["http://203.0.113.9/c", "http://169.254.169.254/c", "http://127.0.0.1.example.com/c", "not a url"] {
+            #expect(throws: AWSConfigurationError.self, "\(refused)") { try settings(["AWS_CONTAINER_CREDENTIALS_FULL_URI": refused]) }
+        }
+    }
+
+    @Test("instance metadata: on by default at 169.254.169.254 (1 s, 2 attempts), moved by AWS_EC2_METADATA_SERVICE_ENDPOINT, off by AWS_EC2_METADATA_DISABLED")
+    func instanceMetadata() {
+        #expect(AWSEnvironment(variables: [:], homeDirectory: "/nonexistent").instanceMetadata() == .init(endpoint: "http://169.254.169.254", timeout: .seconds(1), attempts: 2))
+        let moved = AWSEnvironment(
+            variables: ["AWS_EC2_METADATA_SERVICE_ENDPOINT": "http://127.0.0.1:1338", "AWS_METADATA_SERVICE_TIMEOUT": "0.5", "AWS_METADATA_SERVICE_NUM_ATTEMPTS": "3"],
+            homeDirectory: "/nonexistent"
+        )
+        #expect(moved.instanceMetadata() == .init(endpoint: "http://127.0.0.1:1338", timeout: .milliseconds(500), attempts: 3))
+        #expect(AWSEnvironment(variables: ["AWS_EC2_METADATA_DISABLED": "TRUE"], homeDirectory: "/nonexistent").instanceMetadata() == nil)
+        #expect(AWSEnvironment(variables: ["AWS_EC2_METADATA_DISABLED": "false"], homeDirectory: "/nonexistent").instanceMetadata() != nil)
+    }
+
+    @Test("the static sources of the chain: environment first, then the shared files; nil where nothing is set")
+    func staticSources() async throws {
+        let home = try home(credentials: sharedCredentials, config: nil)
+        defer { try? FileManager.default.removeItem(at: home) }
+        let filesOnly = AWSEnvironment(variables: [:], homeDirectory: home.path)
+        #expect(try await EnvironmentCredentialSource(environment: filesOnly).fetch() == nil)
+        #expect(try await SharedFilesCredentialSource(environment: filesOnly).fetch()?.credentials.accessKeyId == "AKIADEFAULT")
+        #expect(try await SharedFilesCredentialSource(environment: filesOnly).fetch()?.expiration == nil)
+        let half = AWSEnvironment(variables: ["AWS_SECRET_ACCESS_KEY": "s"], homeDirectory: home.path)
+        await #expect(throws: AWSCredentialsError.self) { try await EnvironmentCredentialSource(environment: half).fetch() }
+    }
 }
