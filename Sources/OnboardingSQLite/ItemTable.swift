@@ -47,7 +47,7 @@ enum ItemTable {
         var rest = item.attributes
         var values: [(any DatabaseValueConvertible)?] = [item.key.tenantId, item.key.resourceKey]
         for column in columns {
-            switch (column.kind, rest[column.name]) {
+            switch (column.kind, rest.valueForExactKey(column.name)) {
             case (.text, .string(let text)?):
                 values.append(text)
                 rest[column.name] = nil

@@ -81,6 +81,22 @@ public final class SQLiteTenantStore: TenantStore {
         }
     }
 
+    public func update(_ key: ItemKey, set attributes: [String: AttributeValue], condition: WriteCondition?) async throws {
+        let (attributes, condition) = try StoreRules.checkedUpdate(key, set: attributes, condition: condition)
+        // Read, check and write in one transaction of the one writer: nothing comes between.
+        try await write(needsSavepoint: false) { db in
+            guard var item = try Self.fetch(key, db), condition.isSatisfied(by: item) else {
+                throw StoreError.conditionFailed(key)
+            }
+            for (name, value) in attributes {
+                // Replace the member with exactly these bytes (a subscript would keep an equivalent old name).
+                item.attributes.removeValue(forKey: name)
+                item.attributes[name] = value
+            }
+            try db.cachedStatement(sql: ItemTable.upsertSQL).execute(arguments: ItemTable.arguments(for: item))
+        }
+    }
+
     public func transact(_ writes: [TransactionWrite]) async throws {
         let writes = try StoreRules.checked(writes)
         try await write(needsSavepoint: true) { db in

@@ -100,4 +100,36 @@ struct ListingTests {
             #expect(try await api.send(.get, "/tenants").status == 401)
         }
     }
+
+    @Test("cursors at the ends of the key space: the empty key, a NUL, text repaired from bytes that are not UTF-8")
+    func edgeCursors() async throws {
+        try await TestServer.run { api, _ in
+            let admin: HTTPFields = [.authorization: "Bearer \(TestServer.adminToken)"]
+            var created: [String] = []
+            for index in 0..<3 {
+                let response = try await api.onboard(#"{"clientName": "E\#(index)", "clientPhone": "+3312345678\#(index)"}"#)
+                created.append(try #require(response["tenantId"]))
+            }
+            func ids(_ path: String, sourceLocation: SourceLocation = #_sourceLocation) async throws -> [String]? {
+                let response = try await api.send(.get, path, headers: admin, sourceLocation: sourceLocation)
+                #expect(response.status == 200, "\(path)", sourceLocation: sourceLocation)
+                #expect(response["nextCursor"] == nil, "\(path)", sourceLocation: sourceLocation)
+                guard case .list(let page)? = response.json["tenants"] else { return nil }
+                return page.compactMap { $0.mapValue?["tenantId"]?.stringValue }
+            }
+            let oldestFirst = try #require(try await ids("/tenants?order=oldest"))
+            #expect(Set(oldestFirst) == Set(created))
+            // "A" decodes to no bytes at all: the empty key, before every tenant (DynamoDB refuses
+            // an empty key in a query, so it must never get there). "AA" is one NUL byte.
+            for cursor in ["A", "AA"] {
+                #expect(try await ids("/tenants?order=oldest&cursor=\(cursor)") == oldestFirst, "\(cursor)")
+                #expect(try await ids("/tenants?order=newest&cursor=\(cursor)") == [], "\(cursor)")
+            }
+            // 512 "_" are 384 bytes 0xFF: not UTF-8, each repaired to U+FFFD (three bytes), so
+            // longer than any index key (1024 bytes) until cut; it sorts after every tenant.
+            let beyond = String(repeating: "_", count: 512)
+            #expect(try await ids("/tenants?order=oldest&cursor=\(beyond)") == [])
+            #expect(try await ids("/tenants?order=newest&cursor=\(beyond)") == oldestFirst.reversed())
+        }
+    }
 }

@@ -174,6 +174,10 @@ final class SwitchableStore: TenantStore {
     func get(_ key: ItemKey) async throws -> Item? { try available(); return try await base.get(key) }
     func put(_ item: Item, condition: WriteCondition?) async throws { try available(); try await base.put(item, condition: condition) }
     func delete(_ key: ItemKey, condition: WriteCondition?) async throws { try available(); try await base.delete(key, condition: condition) }
+    func update(_ key: ItemKey, set: [String: AttributeValue], condition: WriteCondition?) async throws {
+        try available()
+        try await base.update(key, set: set, condition: condition)
+    }
     func transact(_ writes: [TransactionWrite]) async throws { try available(); try await base.transact(writes) }
     func query(_ query: ItemQuery) async throws -> ItemPage { try available(); return try await base.query(query) }
     func queryListIndex(_ query: ListIndexQuery) async throws -> [Item] { try available(); return try await base.queryListIndex(query) }

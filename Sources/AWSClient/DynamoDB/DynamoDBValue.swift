@@ -69,15 +69,17 @@ public typealias DynamoDBItem = [String: DynamoDBValue]
 public struct ExpressionBuilder: Sendable {
     public private(set) var names: [String: String] = [:]
     public private(set) var values: [String: DynamoDBValue] = [:]
-    private var nameIndex: [String: String] = [:]
+    /// Keyed by UTF-8 bytes: names that differ only by Unicode normalisation are two attributes.
+    private var nameIndex: [[UInt8]: String] = [:]
 
     public init() {}
 
     /// The placeholder for an attribute name.
     public mutating func name(_ attribute: String) -> String {
-        if let placeholder = nameIndex[attribute] { return placeholder }
+        let bytes = Array(attribute.utf8)
+        if let placeholder = nameIndex[bytes] { return placeholder }
         let placeholder = "#n\(nameIndex.count)"
-        nameIndex[attribute] = placeholder
+        nameIndex[bytes] = placeholder
         names[placeholder] = attribute
         return placeholder
     }

@@ -2,6 +2,9 @@
 ///
 /// `tenantId` is the partition (a tenant's id, or a reserved partition such as `_system` that can
 /// never be a UUID); `resourceKey` is the sort key, `resourceType#resourceId`.
+///
+/// Keys are equal when their UTF-8 bytes are (``ByteExact``), as in DynamoDB and SQLite: keys
+/// that differ only by Unicode normalisation name two items.
 public struct ItemKey: Sendable, Hashable, CustomStringConvertible {
     public var tenantId: String
     public var resourceKey: String
@@ -12,11 +15,21 @@ public struct ItemKey: Sendable, Hashable, CustomStringConvertible {
     }
 
     public var description: String { "\(tenantId)/\(resourceKey)" }
+
+    public static func == (lhs: ItemKey, rhs: ItemKey) -> Bool {
+        ByteExact.equal(lhs.tenantId, rhs.tenantId) && ByteExact.equal(lhs.resourceKey, rhs.resourceKey)
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        ByteExact.hash(tenantId, into: &hasher)
+        ByteExact.hash(resourceKey, into: &hasher)
+    }
 }
 
 /// One item of the single table: its key and its other attributes.
 ///
 /// The key attributes are not repeated in `attributes`; a store rejects an item that tries to.
+/// Items are equal when their keys and attributes are byte for byte (``ByteExact``).
 public struct Item: Sendable, Hashable {
     public var key: ItemKey
     public var attributes: [String: AttributeValue]
@@ -33,6 +46,15 @@ public struct Item: Sendable, Hashable {
     public subscript(name: String) -> AttributeValue? {
         get { attributes[name] }
         set { attributes[name] = newValue }
+    }
+
+    public static func == (lhs: Item, rhs: Item) -> Bool {
+        lhs.key == rhs.key && ByteExact.equal(lhs.attributes, rhs.attributes)
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(key)
+        hasher.combine(AttributeValue.map(attributes))
     }
 }
 

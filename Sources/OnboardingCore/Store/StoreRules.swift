@@ -21,13 +21,19 @@ public enum StoreRules {
         var attributes: [String: AttributeValue] = [:]
         attributes.reserveCapacity(item.attributes.count)
         for (name, value) in item.attributes {
-            if name == KeyAttribute.tenantId || name == KeyAttribute.resourceKey {
+            if ByteExact.equal(name, KeyAttribute.tenantId) || ByteExact.equal(name, KeyAttribute.resourceKey) {
                 throw StoreError.invalidRequest("the key attribute \(name) cannot also be an ordinary attribute")
             }
             if name.isEmpty || name.utf8.count > 255 {
                 throw StoreError.invalidRequest("attribute names must have 1 to 255 bytes")
             }
-            if name == ListIndex.shardAttribute || name == ListIndex.keyAttribute {
+            // Another spelling of a key name (`resource\u{212A}ey`, with a Kelvin sign, equals
+            // `resourceKey` as a Swift string): DynamoDB would keep it as a separate attribute, but
+            // a Swift dictionary holds only one of the two, so such an item could not be read back.
+            if let reserved = reservedNames.first(where: { $0 == name && !ByteExact.equal($0, name) }) {
+                throw StoreError.invalidRequest("the attribute name \(name) is another Unicode spelling of \(reserved), which is reserved")
+            }
+            if ByteExact.equal(name, ListIndex.shardAttribute) || ByteExact.equal(name, ListIndex.keyAttribute) {
                 // Index keys: DynamoDB accepts only non-empty strings in them.
                 guard case .string(let text) = value, !text.isEmpty, text.utf8.count <= maxSortKeyBytes else {
                     throw StoreError.invalidRequest("\(name) is a listing-index key: a non-empty string of at most \(maxSortKeyBytes) bytes")
@@ -37,6 +43,21 @@ public enum StoreRules {
         }
         return Item(key: item.key, attributes: attributes)
     }
+
+    /// The attributes of an update in canonical form, and the condition it is written under:
+    /// the item exists, and `condition` holds.
+    /// - Throws: `.invalidRequest` unless the update can be applied.
+    public static func checkedUpdate(
+        _ key: ItemKey, set attributes: [String: AttributeValue], condition: WriteCondition?
+    ) throws -> (set: [String: AttributeValue], condition: WriteCondition) {
+        guard !attributes.isEmpty else { throw StoreError.invalidRequest("an update sets at least one attribute") }
+        let item = try checked(Item(key: key, attributes: attributes))
+        let condition = try checked(condition).map { WriteCondition.and(.itemExists, $0) } ?? .itemExists
+        return (item.attributes, condition)
+    }
+
+    /// The names of the key attributes of the table and of its listing index.
+    private static let reservedNames = [KeyAttribute.tenantId, KeyAttribute.resourceKey, ListIndex.shardAttribute, ListIndex.keyAttribute]
 
     /// The condition with its values in canonical form, so it compares as DynamoDB compares.
     public static func checked(_ condition: WriteCondition?) throws -> WriteCondition? {
@@ -160,7 +181,7 @@ public enum StoreRules {
         guard !query.prefix.unicodeScalars.contains("\u{10FFFF}") else {
             throw StoreError.invalidRequest("a prefix cannot contain U+10FFFF")
         }
-        if let start = query.exclusiveStartKey, start.tenantId != query.tenantId {
+        if let start = query.exclusiveStartKey, !ByteExact.equal(start.tenantId, query.tenantId) {
             throw StoreError.invalidRequest("the start key belongs to another partition")
         }
     }
@@ -170,6 +191,11 @@ public enum StoreRules {
         try validateKeyPart(query.shard, name: ListIndex.shardAttribute, maxBytes: maxSortKeyBytes)
         guard (1...ItemQuery.maxLimit).contains(query.limit) else {
             throw StoreError.invalidRequest("a query limit must be between 1 and \(ItemQuery.maxLimit), not \(query.limit)")
+        }
+        // DynamoDB rejects an empty key value in a key condition; an index key is 1 to 1024 bytes,
+        // so no start key outside that range is a position in the index.
+        if let start = query.exclusiveStartKey, start.isEmpty || start.utf8.count > maxSortKeyBytes {
+            throw StoreError.invalidRequest("a listing start key must have 1 to \(maxSortKeyBytes) bytes")
         }
     }
 

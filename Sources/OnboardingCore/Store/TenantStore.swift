@@ -20,6 +20,15 @@ public protocol TenantStore: Sendable {
     /// - Throws: ``StoreError`` `.conditionFailed` when `condition` does not hold; nothing is deleted.
     func delete(_ key: ItemKey, condition: WriteCondition?) async throws
 
+    /// Sets attributes of an existing item and leaves its other attributes as they are, in one
+    /// write (DynamoDB `UpdateItem`; on SQLite one transaction).
+    /// - Parameters:
+    ///   - set: the attributes to set (at least one; not the key attributes).
+    ///   - condition: must hold as well as the item's existence.
+    /// - Throws: ``StoreError`` `.conditionFailed` when no item has this key or `condition` does
+    ///   not hold; nothing is written (an absent item is never created).
+    func update(_ key: ItemKey, set: [String: AttributeValue], condition: WriteCondition?) async throws
+
     /// Applies every write or none of them.
     /// - Throws: ``StoreError`` `.transactionCanceled` with one reason per write when a condition
     ///   fails; `.invalidRequest` when two writes name the same item or there are too many.
@@ -61,7 +70,8 @@ public indirect enum WriteCondition: Sendable, Hashable {
         switch self {
         case .itemNotExists: current == nil
         case .itemExists: current != nil
-        case .attributeEquals(let name, let value): current?.attributes[name] == value
+        // By bytes, names and values alike, as DynamoDB compares (``ByteExact``).
+        case .attributeEquals(let name, let value): current?.attributes.valueForExactKey(name) == value
         case .and(let lhs, let rhs): lhs.isSatisfied(by: current) && rhs.isSatisfied(by: current)
         }
     }

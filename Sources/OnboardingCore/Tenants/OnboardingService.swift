@@ -126,7 +126,14 @@ public struct TenantService: Sendable {
     /// - Throws: ``OnboardingError`` `.invalidCursor` for a cursor this listing did not issue.
     public func tenants(limit: Int, cursor: String?, newestFirst: Bool = true) async throws -> TenantPage {
         let limit = min(max(limit, 1), Self.maxPageSize)
-        let start = try cursor.map { cursor throws(OnboardingError) in try ListCursor.decode(cursor) }
+        var decoded = try cursor.map { cursor throws(OnboardingError) in try ListCursor.decode(cursor) }
+        if decoded?.isEmpty == true {
+            // The empty key sorts before every index key (and DynamoDB refuses it in a query):
+            // after it comes everything, before it nothing.
+            guard !newestFirst else { return TenantPage(tenants: [], nextCursor: nil) }
+            decoded = nil
+        }
+        let start = decoded
         let store = self.store
         let items = try await withThrowingTaskGroup(of: [Item].self) { group in
             for shard in ListIndex.shards {
@@ -155,7 +162,9 @@ public struct TenantService: Sendable {
 /// Any text over the base64url alphabet (1-512 characters, what openapi.yaml documents) is a
 /// cursor: it decodes to some key, and the listing continues after that key in the order asked.
 /// So a cursor never fails for being "foreign", and a client that follows `nextCursor` gets
-/// every tenant once.
+/// every tenant once. Bytes that are not UTF-8 are repaired (U+FFFD), a key longer than an index
+/// key can be (1024 bytes) is cut to that length, and the empty key (cursor `A`) is the position
+/// before every tenant.
 enum ListCursor {
     static let maxLength = 512
 
@@ -185,8 +194,18 @@ enum ListCursor {
                 bytes.append(UInt8(truncatingIfNeeded: bits >> UInt32(bitCount)))
             }
         }
-        // Leftover bits (fewer than 8) are padding; bytes that are not UTF-8 are repaired.
-        return String(decoding: bytes, as: UTF8.self)
+        // Leftover bits (fewer than 8) are padding; bytes that are not UTF-8 are repaired, which
+        // can make the text longer (one byte becomes the three of U+FFFD).
+        let key = String(decoding: bytes, as: UTF8.self)
+        guard key.utf8.count > StoreRules.maxSortKeyBytes else { return key }
+        var cut = ""
+        var byteCount = 0
+        for scalar in key.unicodeScalars {
+            byteCount += UTF8.width(scalar)
+            guard byteCount <= StoreRules.maxSortKeyBytes else { break }
+            cut.unicodeScalars.append(scalar)
+        }
+        return cut
     }
 
     private static var invalid: OnboardingError {
