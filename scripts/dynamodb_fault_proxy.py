@@ -22,7 +22,8 @@ dropped or replaced, whatever the mode. One-shot: it applies to one call only.
 `GET /_proxy/stats` answers the counters: calls, forwarded, dropped, failed, throttled, in total
 and by target. `POST /_proxy/reset` sets them to zero (the mode stays).
 
-Standard library only. The process ends when its parent does (tests start it as a child).
+DYNAMODB_FAULT_PROXY_LOG=FILE appends one line per call to FILE: time, target, what was done,
+and how long the upstream took. Standard library only. The process ends when its parent does (tests start it as a child).
 """
 
 import http.client
@@ -54,6 +55,16 @@ THROTTLES = [
     },
 ]
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade"}
+
+
+TRACE = os.environ.get("DYNAMODB_FAULT_PROXY_LOG")
+TRACE_LOCK = threading.Lock()
+
+
+def trace(target, action, upstream_seconds):
+    if TRACE:
+        with TRACE_LOCK, open(TRACE, "a") as log:
+            log.write("%.3f %s %s %.3f\n" % (time.time(), target, action, upstream_seconds))
 
 
 class Faults:
@@ -167,13 +178,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
         target = (self.headers.get("X-Amz-Target") or "").rpartition(".")[2]
         action = self.faults.decide(target)
         if action == "throttle":
+            trace(target, action, 0)
             self.faults.count(target, "throttled")
             return self.reply(400, self.faults.next_throttle(), "application/x-amz-json-1.0",
                               [("x-amzn-RequestId", self.request_id())])
+        started = time.monotonic()
         try:
             status, headers, answer = self.forward(body)
         except OSError as error:
             return self.reply(502, {"message": "upstream: %s" % error})
+        finally:
+            trace(target, action, time.monotonic() - started)
         self.faults.count(target, "forwarded")
         if action == "drop":
             self.faults.count(target, "dropped")
@@ -238,6 +253,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
         return uuid.uuid4().hex.upper()[:52].ljust(52, "0")
 
 
+class Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    # socketserver's default backlog (5) overflows when a client pool opens dozens of
+    # connections at once, and the dropped SYNs stall calls for a second or more.
+    request_queue_size = 256
+
+
 def watch_parent():
     # Ends the proxy when the test process that started it is gone (its parent changes).
     parent = os.getppid()
@@ -253,8 +275,7 @@ def main():
     upstream = urllib.parse.urlsplit(sys.argv[2])
     Handler.upstream = (upstream.hostname, upstream.port or 80)
     threading.Thread(target=watch_parent, daemon=True).start()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    server.daemon_threads = True
+    server = Server(("127.0.0.1", port), Handler)
     server.serve_forever()
 
 
