@@ -18,6 +18,8 @@ public struct AppDependencies: Sendable {
     public var rateLimiter: RateLimiter?
     /// How claims an API Gateway authorizer verified make a principal (the JWT verifier's mapping).
     public var claimMapping: ClaimMapping
+    /// Where API-key uses are noted for `lastUsedAt`; run it as a service (`nil`: not recorded).
+    public var keyUsage: KeyUsageRecorder?
 
     public init(
         store: any TenantStore,
@@ -28,7 +30,8 @@ public struct AppDependencies: Sendable {
         version: String = OnboardVersion.current,
         onboardingAccess: OnboardingAccess = .open,
         rateLimiter: RateLimiter? = RateLimiter(policy: RateLimitPolicy()),
-        claimMapping: ClaimMapping = ClaimMapping()
+        claimMapping: ClaimMapping = ClaimMapping(),
+        keyUsage: KeyUsageRecorder? = nil
     ) {
         self.store = store
         self.verifiers = verifiers
@@ -39,6 +42,7 @@ public struct AppDependencies: Sendable {
         self.onboardingAccess = onboardingAccess
         self.rateLimiter = rateLimiter
         self.claimMapping = claimMapping
+        self.keyUsage = keyUsage
     }
 
     var apiKeys: ApiKeys { ApiKeys(store: store, hasher: hasher, clock: clock) }
@@ -83,7 +87,7 @@ public func buildRouter(_ dependencies: AppDependencies) -> Router<AppRequestCon
     router.add(middleware: ProblemMiddleware(knownPaths: KnownPaths(routes)))
     if let limiter = dependencies.rateLimiter { router.add(middleware: FailedAuthLimitMiddleware(limiter: limiter)) }
     router.add(middleware: BearerAuthenticator(
-        verifiers: dependencies.verifiers + [ApiKeyVerifier(apiKeys: dependencies.apiKeys)],
+        verifiers: dependencies.verifiers + [ApiKeyVerifier(apiKeys: dependencies.apiKeys, usage: dependencies.keyUsage)],
         claimMapping: dependencies.claimMapping
     ))
     if let limiter = dependencies.rateLimiter { router.add(middleware: RateLimitMiddleware(limiter: limiter)) }

@@ -83,9 +83,12 @@ struct Serve: AsyncParsableCommand {
             Console.line("admin token: stored hashed in the store (lost it? `onboard admin-token rotate` with the same store options)")
         }
 
+        // API keys' lastUsedAt: noted by requests, written by this service, drained at shutdown.
+        let keyUsage = KeyUsageRecorder(store: store, logger: logger)
         let router = buildRouter(AppDependencies(
             store: store, verifiers: [verifier] + configuration.oidc.verifiers(logger: logger), onboardingAccess: configuration.onboarding,
-            rateLimiter: configuration.rateLimits.map { RateLimiter(policy: $0) }, claimMapping: configuration.oidc.claims
+            rateLimiter: configuration.rateLimits.map { RateLimiter(policy: $0) }, claimMapping: configuration.oidc.claims,
+            keyUsage: keyUsage
         ))
         Console.line("onboarding: \(configuration.onboarding == .open ? "open (anyone may POST /onboard)" : "admin only")")
         Console.line("rate limits: \(configuration.rateLimits.map(Self.describe) ?? "off")")
@@ -94,6 +97,8 @@ struct Serve: AsyncParsableCommand {
         let app = Application(
             router: router,
             configuration: ApplicationConfiguration(address: .hostname(host, port: configuration.port), serverName: "onboard"),
+            // Shut down after the server (services stop in reverse order), so the last requests' uses are written.
+            services: [keyUsage],
             onServerRunning: { channel in
                 started.store(true, ordering: .relaxed)
                 let port = channel.localAddress?.port ?? 0

@@ -134,13 +134,14 @@ public struct ApiKeys: Sendable {
         return (owner, keyId)
     }
 
-    /// Records that a key was used now (callers throttle this to ``lastUsedResolution``).
-    public func touch(_ keyId: String, of tenantId: TenantID) async throws {
-        guard var item = try await store.get(ApiKey.key(tenantId, keyId)) else { return }
-        let createdAt = item["createdAt"] ?? .null
-        item["lastUsedAt"] = .string(Timestamp.format(clock.now()))
-        // Only if the key still exists (a revocation in between wins).
-        try await store.put(item, condition: .and(.itemExists, .attributeEquals("createdAt", createdAt)))
+    /// Records that a key was used at `usedAt` (default: now) in one write, only if the key still
+    /// exists: a revoked key is not brought back (callers throttle this to ``lastUsedResolution``).
+    public func touch(_ keyId: String, of tenantId: TenantID, at usedAt: Date? = nil) async throws {
+        do {
+            try await store.update(ApiKey.key(tenantId, keyId), set: ["lastUsedAt": .string(Timestamp.format(usedAt ?? clock.now()))], condition: nil)
+        } catch let error as StoreError where error.code == .conditionFailed {
+            // Revoked in between: nothing to record.
+        }
     }
 
     /// `onb_<16 hex>_<43 base64url>` → the key id; `nil` for any other text.

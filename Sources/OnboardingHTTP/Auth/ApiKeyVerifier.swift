@@ -1,8 +1,6 @@
 import Crypto
 import Foundation
-import Logging
 import OnboardingCore
-import Synchronization
 
 /// SHA-256 from swift-crypto, for the domain's ``SecretHasher``.
 public struct CryptoSecretHasher: SecretHasher {
@@ -14,38 +12,21 @@ public struct CryptoSecretHasher: SecretHasher {
 }
 
 /// Accepts tenant API keys (`onb_<keyId>_<secret>`): each use reads the key's look-up item, so a
-/// revoked key is refused at once. `lastUsedAt` is written at most once a minute per key, after
-/// the request, never on its path.
+/// revoked key is refused at once. Each accepted use is noted in the ``KeyUsageRecorder``, which
+/// writes `lastUsedAt` later, never on the request's path.
 public final class ApiKeyVerifier: CredentialVerifier {
     private let apiKeys: ApiKeys
-    private let logger: Logger
-    private let lastTouched = Mutex<[String: ContinuousClock.Instant]>([:])
+    private let usage: KeyUsageRecorder?
 
-    public init(apiKeys: ApiKeys, logger: Logger = Logger(label: "onboard.apikeys")) {
+    /// - Parameter usage: where uses are noted; `nil` records no `lastUsedAt`.
+    public init(apiKeys: ApiKeys, usage: KeyUsageRecorder?) {
         self.apiKeys = apiKeys
-        self.logger = logger
+        self.usage = usage
     }
 
     public func principal(for token: String) async throws -> Principal? {
         guard let (tenantId, keyId) = try await apiKeys.verify(token) else { return nil }
-        let now = ContinuousClock.now
-        let due = lastTouched.withLock { touched in
-            guard touched[keyId].map({ now - $0 >= .seconds(ApiKeys.lastUsedResolution) }) ?? true else { return false }
-            touched[keyId] = now
-            if touched.count > 10_000 { touched.removeAll() }  // bounded; a forgotten key is touched once more
-            return true
-        }
-        if due {
-            let apiKeys = self.apiKeys
-            let logger = self.logger
-            Task.detached {
-                do {
-                    try await apiKeys.touch(keyId, of: tenantId)
-                } catch {
-                    logger.warning("could not record an API key's use", metadata: ["keyId": .string(keyId), "error": "\(error)"])
-                }
-            }
-        }
+        usage?.record(keyId: keyId, tenantId: tenantId)
         return .tenant(tenantId)
     }
 }

@@ -199,14 +199,20 @@ enum TestServer {
         let handler = logs
         let logger = Logger(label: "onboard-test", factory: { _ in handler })
         let jwt = jwtVerifier ?? oidc.map { JWTVerifier(configuration: $0.verifierConfiguration(), logger: logger) }
+        let served = wrapStore(store)
+        // API keys' lastUsedAt, written as `serve` writes it (a short interval, for the tests' sake).
+        let keyUsage = KeyUsageRecorder(store: served, configuration: .init(flushInterval: .milliseconds(50)), logger: logger)
         let router = buildRouter(AppDependencies(
-            store: wrapStore(store),
+            store: served,
             verifiers: [AdminTokenVerifier(credential: AdminCredential(token: adminToken))] + (jwt.map { [$0] } ?? []),
             onboardingAccess: onboardingAccess,
             rateLimiter: rateLimits.map { RateLimiter(policy: $0) },
-            claimMapping: jwt?.configuration.claims ?? ClaimMapping()
+            claimMapping: jwt?.configuration.claims ?? ClaimMapping(),
+            keyUsage: keyUsage
         ))
-        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: logger)
+        let app = Application(
+            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)), services: [keyUsage], logger: logger
+        )
         let secrets = SecretLedger()
         secrets.record(adminToken)
         let value = try await app.test(.live) { client in
