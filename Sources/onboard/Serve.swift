@@ -190,7 +190,7 @@ struct TableCommand: AsyncParsableCommand {
 
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Create the DynamoDB table (keys tenantId + resourceKey, pay-per-request), its tenant listing index and TTL on expiresAt. Safe to run again."
+            abstract: "Create the DynamoDB table (keys tenantId + resourceKey, pay-per-request), its tenant listing index and TTL on expiresAt. Safe to run again; adds the index to a table that lacks it."
         )
 
         @OptionGroup var storeOptions: StoreOptions
@@ -198,9 +198,10 @@ struct TableCommand: AsyncParsableCommand {
         func run() async throws {
             try await storeOptions.withStore(kind: .dynamodb, checkTable: false) { opened in
                 guard let dynamoDB = opened.dynamoDB else { return }
-                let created = try await DynamoDBTable.create(dynamoDB, name: opened.table, logger: opened.logger)
+                let outcome = try await DynamoDBTable.create(dynamoDB, name: opened.table, logger: opened.logger)
+                let what = outcome.tableCreated ? "created" : outcome.indexAdded ? "already existed; index \(DynamoDBTable.tenantIndex) added" : "already existed"
                 Console.line(
-                    "table \(opened.table) \(created ? "created" : "already existed") at \(dynamoDB.endpoint): "
+                    "table \(opened.table) \(what) at \(dynamoDB.endpoint): "
                         + "active, index \(DynamoDBTable.tenantIndex), TTL on \(DynamoDBTable.ttlAttribute)"
                 )
             }
