@@ -31,11 +31,13 @@ enum LambdaMain {
             let verifier: any CredentialVerifier =
                 configuration.adminToken.map { AdminTokenVerifier(credential: AdminCredential(token: $0)) }
                 ?? StoredAdminTokenVerifier(store: opened.store, credential: nil)
+            let keyUsage = KeyUsageRecorder(store: opened.store, logger: logger)
             let router = buildRouter(AppDependencies(
                 store: opened.store, verifiers: [verifier] + configuration.oidc.verifiers(logger: logger),
                 onboardingAccess: configuration.onboarding,
                 rateLimiter: configuration.rateLimits.map { RateLimiter(policy: $0) },
-                claimMapping: configuration.oidc.claims
+                claimMapping: configuration.oidc.claims,
+                keyUsage: keyUsage
             ))
             let adapter = APIGatewayAdapter(responder: router.buildResponder()) { info, logger in
                 AppRequestContext(logger: logger, authorizerClaims: info.claims, peerAddress: info.sourceIP)
