@@ -181,7 +181,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SigV4Tests",
-            dependencies: ["SigV4"],
+            dependencies: ["SigV4", "OnboardTestSupport"],
             exclude: ["Resources"],
             swiftSettings: testSwiftSettings
         ),

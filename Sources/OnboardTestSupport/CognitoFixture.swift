@@ -222,7 +222,8 @@ public struct CognitoFixture: Sendable {
     /// The private JWK moto signs its Cognito tokens with, read from the installed moto package
     /// (`moto/cognitoidp/resources/jwks-private.json.gz`, loaded the way moto loads it).
     public static func motoPrivateJWK() throws -> String {
-        try privateJWK.withLock { cached in
+        try Requirements.check(.moto)
+        return try privateJWK.withLock { cached in
             if let cached { return cached }
             let probe = Process()
             probe.executableURL = URL(fileURLWithPath: "/usr/bin/env")

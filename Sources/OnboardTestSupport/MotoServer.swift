@@ -8,10 +8,12 @@ import Foundation
 import SigV4
 import Synchronization
 
-/// Whether this run is CI (`CI=true`), where tests needing a server must run, never skip.
-public var isCI: Bool { ProcessInfo.processInfo.environment["CI"] == "true" }
+/// Whether this run is CI (`CI=true`); the same as ``Requirements/isCI``.
+public var isCI: Bool { Requirements.isCI }
 
-/// A test cannot run here: outside CI it is skipped with this reason printed; under CI it fails.
+/// A tool or server a test needs is not there. Tests declare what they need with a trait
+/// (`.requires(.moto)`), so outside CI they are skipped before this can be thrown; it fails a test
+/// that runs without the tool (under CI), naming what is missing.
 public struct UnavailableInThisEnvironment: Error, CustomStringConvertible {
     public let description: String
     public init(description: String) { self.description = description }
@@ -35,9 +37,7 @@ public final class MotoServer: Sendable {
     /// Starts a server of its own, with extra environment variables (for example
     /// `INITIAL_NO_AUTH_ACTION_COUNT` to make it check signatures).
     public static func start(environment: [String: String] = [:]) async throws -> MotoServer {
-        guard Self.motoInstalled else {
-            throw UnavailableInThisEnvironment(description: "moto is not installed (pip install 'moto[server]')")
-        }
+        try Requirements.check(.moto)
         let port = try freePort()
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
@@ -107,20 +107,8 @@ public final class MotoServer: Sendable {
         throw UnavailableInThisEnvironment(description: "moto did not start listening on 127.0.0.1:\(port) within 30 s")
     }
 
-    static let motoInstalled: Bool = {
-        let probe = Process()
-        probe.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        probe.arguments = ["python3", "-c", "import moto.server, flask"]
-        probe.standardOutput = FileHandle.nullDevice
-        probe.standardError = FileHandle.nullDevice
-        do {
-            try probe.run()
-            probe.waitUntilExit()
-            return probe.terminationStatus == 0
-        } catch {
-            return false
-        }
-    }()
+    /// Whether moto's server can run here (probed once; see ``Requirements``).
+    static var motoInstalled: Bool { Requirements.isInstalled(.moto) }
 
     /// A port the kernel reports free on 127.0.0.1.
     public static func freePort() throws -> Int {

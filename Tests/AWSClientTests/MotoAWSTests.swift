@@ -16,6 +16,7 @@ import Testing
 /// Creates an IAM user with full rights on a moto server that checks signatures, using boto3
 /// for the set-up (moto only lets the first few calls through unsigned).
 func createIAMUser(on moto: MotoServer) throws -> AWSCredentials {
+    try Requirements.check(.boto3)
     let script = """
         import boto3, json, sys
         iam = boto3.client("iam", endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="setup", aws_secret_access_key="setup")
@@ -36,7 +37,7 @@ func createIAMUser(on moto: MotoServer) throws -> AWSCredentials {
     process.waitUntilExit()
     let words = String(decoding: data, as: UTF8.self).split(separator: " ").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
     guard process.terminationStatus == 0, words.count == 2 else {
-        throw UnavailableInThisEnvironment(description: "boto3 could not create an IAM user on moto (pip install boto3)")
+        throw UnavailableInThisEnvironment(description: "boto3 could not create an IAM user on moto")
     }
     return AWSCredentials(accessKeyId: words[0], secretAccessKey: words[1])
 }
@@ -56,12 +57,14 @@ func withClient<T>(_ credentials: AWSCredentials, retryPolicy: RetryPolicy = .st
 
 @Suite("Against moto", .serialized)
 struct MotoAWSTests {
-    @Test("signatures for real: moto with authentication accepts ours and names a wrong secret's failure")
+    @Test(
+        "signatures for real: moto with authentication accepts ours and names a wrong secret's failure",
+        .requires(.moto), .requires(.boto3)
+    )
     func signatureVerification() async throws {
-        guard let moto = try await ifAvailable("signature verification", { try await MotoServer.start(environment: ["INITIAL_NO_AUTH_ACTION_COUNT": "3"]) })
-        else { return }
+        let moto = try await MotoServer.start(environment: ["INITIAL_NO_AUTH_ACTION_COUNT": "3"])
         defer { moto.stop() }
-        guard let credentials = try await ifAvailable("signature verification", { try createIAMUser(on: moto) }) else { return }
+        let credentials = try createIAMUser(on: moto)
 
         try await withClient(credentials) { client in
             let dynamoDB = DynamoDB(client: client, endpoint: moto.endpoint)
@@ -186,9 +189,9 @@ final class FaultInjectingProxy: Sendable {
 
 @Suite("DynamoDB operations on moto")
 struct DynamoDBOperationTests {
-    @Test("UpdateItem with a reserved-word attribute and a condition; BatchWriteItem beyond 25 writes; Query pages")
+    @Test("UpdateItem with a reserved-word attribute and a condition; BatchWriteItem beyond 25 writes; Query pages", .requires(.moto))
     func operations() async throws {
-        guard let moto = try await ifAvailable("DynamoDB operations", { try await MotoServer.shared() }) else { return }
+        let moto = try await MotoServer.shared()
         let dynamoDB = moto.dynamoDB()
         let table = "ops-\(UUID().uuidString.prefix(8).lowercased())"
         try await DynamoDBTable.create(dynamoDB, name: table)

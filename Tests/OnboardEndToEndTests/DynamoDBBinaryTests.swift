@@ -3,7 +3,7 @@ import NIOHTTP1
 import OnboardTestSupport
 import Testing
 
-@Suite("The onboard binary on DynamoDB (moto)", .serialized)
+@Suite("The onboard binary on DynamoDB (moto)", .serialized, .requires(.moto))
 struct DynamoDBBinaryTests {
     /// AWS settings for moto: test credentials, a region, the endpoint by the SDKs' variable.
     func awsEnvironment(_ moto: MotoServer, home: URL) -> [String: String] {
@@ -15,7 +15,7 @@ struct DynamoDBBinaryTests {
 
     @Test("table create (twice), serve --store dynamodb, crash, restart: every acknowledged tenant is there")
     func createServeRestart() async throws {
-        guard let moto = try await ifAvailable("DynamoDB binary tests", { try await MotoServer.shared() }) else { return }
+        let moto = try await MotoServer.shared()
         let home = try temporaryFolder()
         defer { try? FileManager.default.removeItem(at: home) }
         let table = "e2e-\(UUID().uuidString.prefix(8).lowercased())"
@@ -57,7 +57,7 @@ struct DynamoDBBinaryTests {
 
     @Test("a missing table, no credentials, or no region: one line and exit code 1")
     func startupErrors() async throws {
-        guard let moto = try await ifAvailable("DynamoDB binary tests", { try await MotoServer.shared() }) else { return }
+        let moto = try await MotoServer.shared()
         let home = try temporaryFolder()
         defer { try? FileManager.default.removeItem(at: home) }
         let environment = awsEnvironment(moto, home: home)

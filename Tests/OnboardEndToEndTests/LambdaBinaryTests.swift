@@ -59,7 +59,7 @@ final class RuntimeAPIEmulator: Sendable {
     }
 }
 
-@Suite("The Lambda bootstrap against a local Runtime API and DynamoDB on moto", .serialized)
+@Suite("The Lambda bootstrap against a local Runtime API and DynamoDB on moto", .serialized, .requires(.moto))
 struct LambdaBinaryTests {
     func environment(_ moto: MotoServer, table: String, runtimeAPI: Int, home: URL) -> [String: String] {
         [
@@ -71,7 +71,7 @@ struct LambdaBinaryTests {
 
     @Test("POST /Prod/onboard/ through the loop stores the tenant; a malformed event goes to /error and the loop keeps serving")
     func invocations() async throws {
-        guard let moto = try await ifAvailable("Lambda binary tests", { try await MotoServer.shared() }) else { return }
+        let moto = try await MotoServer.shared()
         let folder = try temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
         let table = "lambda-\(UUID().uuidString.prefix(8).lowercased())"
@@ -113,7 +113,7 @@ struct LambdaBinaryTests {
 
     @Test("a start-up failure is posted to /runtime/init/error and the process exits")
     func initError() async throws {
-        guard let moto = try await ifAvailable("Lambda binary tests", { try await MotoServer.shared() }) else { return }
+        let moto = try await MotoServer.shared()
         let folder = try temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
         let runtime = try RuntimeAPIEmulator(events: [try lambdaEvent("rest-v1")], folder: folder)

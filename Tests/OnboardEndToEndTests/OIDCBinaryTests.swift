@@ -34,9 +34,12 @@ struct OIDCBinaryTests {
         #expect(!process.stdout.text.contains("listening"))
     }
 
-    @Test("serve with a moto Cognito pool: a tenant's ID token reads its tenant, a forged one is refused, no token is printed")
+    @Test(
+        "serve with a moto Cognito pool: a tenant's ID token reads its tenant, a forged one is refused, no token is printed",
+        .requires(.moto)
+    )
     func serveWithCognito() async throws {
-        guard let cognito = try await ifAvailable("OIDC binary test", { try await CognitoFixture.make() }) else { return }
+        let cognito = try await CognitoFixture.make()
         let folder = try temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
         let server = try OnboardProcess(

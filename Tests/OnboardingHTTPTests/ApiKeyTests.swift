@@ -3,7 +3,7 @@ import HTTPTypes
 import OnboardingCore
 import Testing
 
-@Suite("Tenant API keys")
+@Suite("Tenant API keys", .testStoreAvailable)
 struct ApiKeyTests {
     @Test("onboarding returns a first key that reads the tenant; the key has the documented shape")
     func firstKey() async throws {

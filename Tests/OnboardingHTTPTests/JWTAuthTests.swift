@@ -9,12 +9,6 @@ import OnboardingHTTP
 import Synchronization
 import Testing
 
-/// A Cognito pool on the shared moto server, or `nil` (test skipped, reason printed) outside CI
-/// when moto is not installed.
-private func cognito(_ name: String) async throws -> CognitoFixture? {
-    try await ifAvailable(name) { try await CognitoFixture.make() }
-}
-
 /// A clock the test moves.
 private final class TestClock: Sendable {
     private let current = Mutex(Date())
@@ -30,11 +24,11 @@ private func onboardTenant(_ api: APIClient, _ name: String) async throws -> Str
 
 private func bearer(_ token: String) -> HTTPFields { [.authorization: "Bearer \(token)"] }
 
-@Suite("OIDC / Cognito JWT authentication (tokens from moto's Cognito)")
+@Suite("OIDC / Cognito JWT authentication (tokens from moto's Cognito)", .testStoreAvailable)
 struct JWTAuthTests {
-    @Test("a tenant's ID token reads its own tenant and gets 404 for another; admin-group tokens read both")
+    @Test("a tenant's ID token reads its own tenant and gets 404 for another; admin-group tokens read both", .requires(.moto))
     func tenantAndAdminTokens() async throws {
-        guard let cognito = try await cognito("JWT tenant and admin tokens") else { return }
+        let cognito = try await CognitoFixture.make()
         try await TestServer.run(oidc: cognito) { api, fixture in
             let tenantA = try await onboardTenant(api, "Tenant A")
             let tenantB = try await onboardTenant(api, "Tenant B")
@@ -75,9 +69,9 @@ struct JWTAuthTests {
         }
     }
 
-    @Test("a member of the admin group with a tenant attribute is the admin")
+    @Test("a member of the admin group with a tenant attribute is the admin", .requires(.moto))
     func adminWinsOverTenant() async throws {
-        guard let cognito = try await cognito("JWT admin with tenant") else { return }
+        let cognito = try await CognitoFixture.make()
         try await TestServer.run(oidc: cognito) { api, _ in
             let tenantA = try await onboardTenant(api, "Tenant A")
             let tenantB = try await onboardTenant(api, "Tenant B")
@@ -87,9 +81,9 @@ struct JWTAuthTests {
         }
     }
 
-    @Test("token_use can be limited to ID tokens")
+    @Test("token_use can be limited to ID tokens", .requires(.moto))
     func idTokensOnly() async throws {
-        guard let cognito = try await cognito("JWT token_use id only") else { return }
+        let cognito = try await CognitoFixture.make()
         let verifier = JWTVerifier(configuration: cognito.verifierConfiguration(tokenUses: [.id]))
         try await TestServer.run(jwtVerifier: verifier) { api, _ in
             let tenant = try await onboardTenant(api, "Tenant A")
@@ -205,9 +199,9 @@ struct JWTAuthTests {
         },
     ]
 
-    @Test("attacks are answered 401 problem+json naming the failed check, never echoing the token", arguments: attacks)
+    @Test("attacks are answered 401 problem+json naming the failed check, never echoing the token", .requires(.moto), arguments: attacks)
     func attack(_ attack: Attack) async throws {
-        guard let cognito = try await cognito("JWT attack: \(attack.name)") else { return }
+        let cognito = try await CognitoFixture.make()
         try await TestServer.run(oidc: cognito) { api, fixture in
             let tenant = try await onboardTenant(api, "Victim Corp")
             let other = try await onboardTenant(api, "Other Corp")
@@ -228,9 +222,9 @@ struct JWTAuthTests {
         }
     }
 
-    @Test("an unknown kid refetches the JWKS at most once per 30 seconds")
+    @Test("an unknown kid refetches the JWKS at most once per 30 seconds", .requires(.moto))
     func unknownKidIsRateLimited() async throws {
-        guard let cognito = try await cognito("JWT JWKS rate limit") else { return }
+        let cognito = try await CognitoFixture.make()
         let clock = TestClock()
         let verifier = JWTVerifier(configuration: cognito.verifierConfiguration(), now: { clock.now })
         try await TestServer.run(jwtVerifier: verifier) { api, fixture in
@@ -263,9 +257,9 @@ struct JWTAuthTests {
         }
     }
 
-    @Test("concurrent first requests share one JWKS fetch")
+    @Test("concurrent first requests share one JWKS fetch", .requires(.moto))
     func concurrentFetchesCoalesce() async throws {
-        guard let cognito = try await cognito("JWT JWKS coalescing") else { return }
+        let cognito = try await CognitoFixture.make()
         let admin = try await cognito.adminIdToken()
         let verifier = JWTVerifier(configuration: cognito.verifierConfiguration())
         let principals = try await withThrowingTaskGroup(of: Principal?.self) { group in
@@ -279,9 +273,12 @@ struct JWTAuthTests {
         #expect(await verifier.jwksFetchCount == 1)
     }
 
-    @Test("when the JWKS cannot be fetched, JWTs are refused with 401 (no crash, no token in the logs) and the fetch is retried later")
+    @Test(
+        "when the JWKS cannot be fetched, JWTs are refused with 401 (no crash, no token in the logs) and the fetch is retried later",
+        .requires(.moto)
+    )
     func jwksUnavailable() async throws {
-        guard let cognito = try await cognito("JWT JWKS unavailable") else { return }
+        let cognito = try await CognitoFixture.make()
         let clock = TestClock()
         var configuration = cognito.verifierConfiguration()
         configuration.jwksURL = "http://127.0.0.1:\(try MotoServer.freePort())/\(cognito.userPoolId)/.well-known/jwks.json"
@@ -305,9 +302,9 @@ struct JWTAuthTests {
         }
     }
 
-    @Test("tokens that are not JWTs are left to the other verifiers")
+    @Test("tokens that are not JWTs are left to the other verifiers", .requires(.moto))
     func notJWTs() async throws {
-        guard let cognito = try await cognito("JWT shape") else { return }
+        let cognito = try await CognitoFixture.make()
         let verifier = JWTVerifier(configuration: cognito.verifierConfiguration())
         for token in ["abc", "onb_0123456789abcdef_secret", "a.b", "a.b.c.d", ".b.c", "a..c", "a b.c.d", "a+b.c.d", "a.b/c.d", TestServer.adminToken] {
             #expect(try await verifier.principal(for: token) == nil, "\(token)")

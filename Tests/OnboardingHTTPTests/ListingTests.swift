@@ -2,7 +2,7 @@ import HTTPTypes
 import OnboardingCore
 import Testing
 
-@Suite("GET /tenants: the listing, merged from the 16-shard index")
+@Suite("GET /tenants: the listing, merged from the 16-shard index", .testStoreAvailable)
 struct ListingTests {
     /// Pages through the listing and returns every tenant (tenantId, createdAt) in page order.
     func listAll(_ api: APIClient, order: String, limit: Int) async throws -> (tenants: [(String, String)], pages: Int) {

@@ -4,7 +4,7 @@ import OnboardingCore
 import OnboardingHTTP
 import Testing
 
-@Suite("Rate limits and onboarding access")
+@Suite("Rate limits and onboarding access", .testStoreAvailable)
 struct RateLimitTests {
     static func policy(_ change: (inout RateLimitPolicy) -> Void) -> RateLimitPolicy {
         var policy = RateLimitPolicy()

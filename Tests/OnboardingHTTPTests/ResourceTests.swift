@@ -3,7 +3,7 @@ import HTTPTypes
 import OnboardingCore
 import Testing
 
-@Suite("Tenant resources")
+@Suite("Tenant resources", .testStoreAvailable)
 struct ResourceTests {
     @Test("PUT creates (201, Location, ETag), GET reads it back, PUT again replaces (200, new ETag), DELETE removes")
     func lifecycle() async throws {

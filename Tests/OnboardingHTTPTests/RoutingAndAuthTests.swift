@@ -2,7 +2,7 @@ import HTTPTypes
 import OnboardingCore
 import Testing
 
-@Suite("Routing, tenants and authentication")
+@Suite("Routing, tenants and authentication", .testStoreAvailable)
 struct RoutingAndAuthTests {
     @Test("an unknown route is a 404 problem")
     func unknownRoute() async throws {

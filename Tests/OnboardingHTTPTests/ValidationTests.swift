@@ -13,7 +13,7 @@ struct BadBody: Sendable, CustomTestStringConvertible {
     var testDescription: String { name }
 }
 
-@Suite("POST /onboard validation: every bad input gets a clear problem and stores nothing")
+@Suite("POST /onboard validation: every bad input gets a clear problem and stores nothing", .testStoreAvailable)
 struct ValidationTests {
     static let longName = String(repeating: "a", count: 201)
     static let zalgo = "A" + String(repeating: "\u{301}", count: 900)

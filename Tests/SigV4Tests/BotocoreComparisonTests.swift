@@ -1,4 +1,5 @@
 import Foundation
+import OnboardTestSupport
 import SigV4
 import Testing
 
@@ -69,23 +70,10 @@ struct SigningCase {
 
 @Suite("SigV4: byte-identical to botocore")
 struct BotocoreComparisonTests {
-    /// Runs botocore on the cases; `nil` (with the reason printed) when it is not installed
-    /// outside CI. Under CI=true a missing botocore fails the test instead.
-    static func botocoreSignatures(_ cases: [SigningCase]) throws -> [[String: Any]]? {
+    /// Runs botocore on the cases and returns what it printed (a JSON list, one object per case).
+    static func botocoreOutput(_ cases: [SigningCase]) throws -> Data {
+        try Requirements.check(.botocore)
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Resources/botocore_sign.py")
-        let probe = Process()
-        probe.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        probe.arguments = ["python3", "-c", "import botocore"]
-        probe.standardError = FileHandle.nullDevice
-        try? probe.run()
-        probe.waitUntilExit()
-        if probe.terminationStatus != 0 {
-            if ProcessInfo.processInfo.environment["CI"] == "true" {
-                throw SigV4Error(message: "python3 with botocore is required under CI (pip install botocore)")
-            }
-            print("SKIPPED botocore comparison: python3 with botocore is not installed (pip install botocore)")
-            return nil
-        }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["python3", script.path]
@@ -99,16 +87,25 @@ struct BotocoreComparisonTests {
         let data = output.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         guard process.terminationStatus == 0 else { throw SigV4Error(message: "botocore_sign.py failed") }
-        return try JSONSerialization.jsonObject(with: data) as? [[String: Any]]
+        return data
     }
 
-    @Test("500 generated requests: every signature equals botocore's")
+    @Test("500 generated requests: every signature equals botocore's", .requires(.botocore))
     func generatedRequests() throws {
         let cases = SigningCase.generate(count: 500, seed: 0x5147_4E56_3431)
-        guard let expected = try Self.botocoreSignatures(cases) else { return }
-        #expect(expected.count == cases.count)
+        let output = try Self.botocoreOutput(cases)
+        let expected = try #require(
+            try JSONSerialization.jsonObject(with: output) as? [[String: Any]],
+            "botocore's output is a JSON list of objects: \(String(decoding: output.prefix(200), as: UTF8.self))"
+        )
+        try #require(expected.count == cases.count, "botocore signed every case")
+        var compared = 0
         var mismatches = 0
         for (signingCase, reference) in zip(cases, expected) {
+            let referenceAuthorization = try #require(reference["authorization"] as? String, "botocore's Authorization: \(reference)")
+            let referenceDate = try #require(reference["date"] as? String, "botocore's X-Amz-Date: \(reference)")
+            let referenceToken = reference["token"] as? String
+            #expect(referenceToken == signingCase.credentials.sessionToken, "botocore sent the session token exactly when there is one")
             let signer = SigV4Signer(credentials: signingCase.credentials, region: signingCase.region, service: signingCase.service)
             let headers = try signer.sign(
                 method: signingCase.method, url: signingCase.url, headers: signingCase.headers, body: signingCase.body,
@@ -117,15 +114,15 @@ struct BotocoreComparisonTests {
             let authorization = headers.first { $0.name == "Authorization" }?.value
             let date = headers.first { $0.name == "X-Amz-Date" }?.value
             let token = headers.first { $0.name == "X-Amz-Security-Token" }?.value
-            if authorization != reference["authorization"] as? String || date != reference["date"] as? String
-                || token != reference["token"] as? String
-            {
+            compared += 1
+            if authorization != referenceAuthorization || date != referenceDate || token != referenceToken {
                 mismatches += 1
                 if mismatches <= 5 {
                     Issue.record("\(signingCase.method) \(signingCase.url) \(signingCase.headers): \(authorization ?? "nil") != \(reference)")
                 }
             }
         }
+        #expect(compared == 500)
         #expect(mismatches == 0)
     }
 }

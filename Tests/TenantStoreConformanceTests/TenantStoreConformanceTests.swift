@@ -20,7 +20,7 @@ struct TenantStoreConformanceTests {
 
     @Test("an item comes back exactly as it was put, whatever its attribute types", arguments: StoreUnderTest.all)
     func roundTrip(_ subject: StoreUnderTest) async throws {
-        guard let store = try await subject.available() else { return }
+        let store = try await subject.make()
         let item = Item(tenantId: freshTenant(), resourceKey: "THING#1", attributes: Self.everyType)
         try await store.put(item)
         #expect(try await store.get(item.key) == item)
@@ -30,7 +30,7 @@ struct TenantStoreConformanceTests {
 
     @Test("well-known attribute names with unusual types round-trip too", arguments: StoreUnderTest.all)
     func unusualTypesForKnownNames(_ subject: StoreUnderTest) async throws {
-        guard let store = try await subject.available() else { return }
+        let store = try await subject.make()
         let item = Item(tenantId: freshTenant(), resourceKey: "TENANT#odd", attributes: [
             "clientName": .map(["first": .string("A")]),
             "status": .number("1"),
@@ -45,7 +45,7 @@ struct TenantStoreConformanceTests {
 
     @Test("numbers come back in DynamoDB's canonical form and compare by value in conditions", arguments: StoreUnderTest.all)
     func canonicalNumbers(_ subject: StoreUnderTest) async throws {
-        guard let store = try await subject.available() else { return }
+        let store = try await subject.make()
         let key = ItemKey(tenantId: freshTenant(), resourceKey: "NUMBERS#1")
         try await store.put(Item(key: key, attributes: [
             "version": .number("1.0"), "e": .number("1.5e3"), "small": .number("25e-4"), "zero": .number("-0.00"),
@@ -67,7 +67,7 @@ struct TenantStoreConformanceTests {
 
     @Test("put replaces the whole item", arguments: StoreUnderTest.all)
     func putReplaces(_ subject: StoreUnderTest) async throws {
-        guard let store = try await subject.available() else { return }
+        let store = try await subject.make()
         let key = ItemKey(tenantId: freshTenant(), resourceKey: "THING#1")
         try await store.put(Item(key: key, attributes: ["a": .int(1), "b": .int(2)]))
         try await store.put(Item(key: key, attributes: ["a": .int(3)]))
@@ -76,7 +76,7 @@ struct TenantStoreConformanceTests {
 
     @Test("conditional puts: itemNotExists, itemExists, attributeEquals", arguments: StoreUnderTest.all)
     func conditionalPuts(_ subject: StoreUnderTest) async throws {
-        guard let store = try await subject.available() else { return }
+        let store = try await subject.make()
         let key = ItemKey(tenantId: freshTenant(), resourceKey: "THING#1")
         let first = Item(key: key, attributes: ["version": .int(1)])
 
@@ -100,7 +100,7 @@ struct TenantStoreConformanceTests {
 
     @Test("deletes: unconditional, conditional, of absent items", arguments: StoreUnderTest.all)
     func deletes(_ subject: StoreUnderTest) async throws {
-        guard let store = try await subject.available() else { return }
+        let store = try await subject.make()
         let key = ItemKey(tenantId: freshTenant(), resourceKey: "THING#1")
         try await store.delete(key)  // absent: fine
         await #expect(throws: StoreError.conditionFailed(key)) { try await store.delete(key, condition: .itemExists) }
@@ -115,7 +115,7 @@ struct TenantStoreConformanceTests {
 
     @Test("a transaction applies every write", arguments: StoreUnderTest.all)
     func transactionCommits(_ subject: StoreUnderTest) async throws {
-        guard let store = try await subject.available() else { return }
+        let store = try await subject.make()
         let tenant = freshTenant()
         let old = Item(tenantId: tenant, resourceKey: "OLD#1", attributes: ["v": .int(1)])
         let guardItem = Item(tenantId: tenant, resourceKey: "GUARD#1", attributes: ["open": .bool(true)])
@@ -137,7 +137,7 @@ struct TenantStoreConformanceTests {
 
     @Test("a transaction with one failing condition applies nothing and says which write failed", arguments: StoreUnderTest.all)
     func transactionRollsBack(_ subject: StoreUnderTest) async throws {
-        guard let store = try await subject.available() else { return }
+        let store = try await subject.make()
         let tenant = freshTenant()
         let existing = Item(tenantId: tenant, resourceKey: "A#1", attributes: ["v": .int(1)])
         try await store.put(existing)
@@ -161,7 +161,7 @@ struct TenantStoreConformanceTests {
 
     @Test("transactions obey DynamoDB's rules: 1 to 100 writes, each item once", arguments: StoreUnderTest.all)
     func transactionLimits(_ subject: StoreUnderTest) async throws {
-        guard let store = try await subject.available() else { return }
+        let store = try await subject.make()
         let tenant = freshTenant()
         let item = Item(tenantId: tenant, resourceKey: "A#1", attributes: [:])
         for writes in [
@@ -181,7 +181,7 @@ struct TenantStoreConformanceTests {
 
     @Test("keys and attribute names are checked the same way everywhere", arguments: StoreUnderTest.all)
     func invalidItems(_ subject: StoreUnderTest) async throws {
-        guard let store = try await subject.available() else { return }
+        let store = try await subject.make()
         let tenant = freshTenant()
         let invalid: [Item] = [
             Item(tenantId: "", resourceKey: "A#1", attributes: [:]),
@@ -200,7 +200,7 @@ struct TenantStoreConformanceTests {
 
     @Test("query returns one partition's items with the prefix, in sort-key order, in pages", arguments: StoreUnderTest.all)
     func queryPages(_ subject: StoreUnderTest) async throws {
-        guard let store = try await subject.available() else { return }
+        let store = try await subject.make()
         let tenant = freshTenant()
         let neighbour = freshTenant()
         let keys = (0..<25).map { String(format: "EVENT#%03d", $0) }
@@ -245,7 +245,7 @@ struct TenantStoreConformanceTests {
 
     @Test("query limits are 1 to 1000 and the start key must be in the partition", arguments: StoreUnderTest.all)
     func queryRules(_ subject: StoreUnderTest) async throws {
-        guard let store = try await subject.available() else { return }
+        let store = try await subject.make()
         let tenant = freshTenant()
         for query in [
             ItemQuery(tenantId: tenant, prefix: "", limit: 0),
@@ -259,7 +259,7 @@ struct TenantStoreConformanceTests {
 
     @Test("concurrent writers: every write lands; of racing creates exactly one wins", arguments: StoreUnderTest.all)
     func concurrentWriters(_ subject: StoreUnderTest) async throws {
-        guard let store = try await subject.available() else { return }
+        let store = try await subject.make()
         let tenant = freshTenant()
         try await withThrowingTaskGroup(of: Void.self) { group in
             for index in 0..<300 {
@@ -293,7 +293,7 @@ struct TenantStoreConformanceTests {
 
     @Test("optimistic concurrency: racing read-modify-write loops lose no update", arguments: StoreUnderTest.all)
     func optimisticCounter(_ subject: StoreUnderTest) async throws {
-        guard let store = try await subject.available() else { return }
+        let store = try await subject.make()
         let key = ItemKey(tenantId: freshTenant(), resourceKey: "COUNTER#1")
         try await store.put(Item(key: key, attributes: ["version": .int(0)]))
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -317,7 +317,7 @@ struct TenantStoreConformanceTests {
 
     @Test("the listing index: one shard's indexed items in key order, sparse, paged by key", arguments: StoreUnderTest.all)
     func listIndex(_ subject: StoreUnderTest) async throws {
-        guard let store = try await subject.available() else { return }
+        let store = try await subject.make()
         // A shard name of its own per run, as stores may be shared between tests.
         let shard = "TEST#\(freshTenant())"
         let other = "TEST#\(freshTenant())"

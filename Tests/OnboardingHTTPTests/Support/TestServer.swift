@@ -155,6 +155,10 @@ struct TestFixture: Sendable {
 enum TestStore {
     static var isDynamoDB: Bool { ProcessInfo.processInfo.environment["ONBOARD_TEST_STORE"] == "dynamodb" }
 
+    /// Whether the suite's store can run here: SQLite always, DynamoDB where moto can (always
+    /// under `CI=true`). The suites gate on it with `.testStoreAvailable`.
+    static var isAvailable: Bool { !isDynamoDB || Requirements.moto }
+
     /// A fresh store, how to count its items, and its SQLite path if any.
     static func make(in directory: TemporaryDirectory) async throws -> (any TenantStore, String?, @Sendable () async throws -> Int) {
         if isDynamoDB {
@@ -169,6 +173,14 @@ enum TestStore {
         return (store, path, {
             try DatabaseQueue(path: path).read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM items") ?? -1 }
         })
+    }
+}
+
+extension Trait where Self == ConditionTrait {
+    /// On every suite that runs ``TestServer``: with `ONBOARD_TEST_STORE=dynamodb` and no moto
+    /// (outside CI), its tests show as skipped instead of failing to start moto.
+    static var testStoreAvailable: Self {
+        .enabled(if: TestStore.isAvailable, "ONBOARD_TEST_STORE=dynamodb, but \(Requirement.moto.missingReason)")
     }
 }
 
