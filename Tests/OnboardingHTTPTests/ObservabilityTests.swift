@@ -1,3 +1,4 @@
+import GRDB
 import HTTPTypes
 import Logging
 import OnboardingCore
@@ -6,7 +7,7 @@ import OnboardingSQLite
 import Synchronization
 import Testing
 
-@Suite("Request ids, logs, health, the OpenAPI contract")
+@Suite("Request ids, logs, health, the OpenAPI contract", .testStoreAvailable)
 struct ObservabilityTests {
     @Test("X-Request-Id is accepted when sane, generated otherwise, and in problems")
     func requestIDs() async throws {
@@ -113,7 +114,7 @@ struct ObservabilityTests {
         }
     }
 
-    @Test("when the store fails: health is 503, onboarding a 503 problem with Retry-After, nothing half-written")
+    @Test("when the store is unreachable: health is 503, onboarding a 503 problem with Retry-After")
     func storeDown() async throws {
         try await TestServer.run(wrapStore: { SwitchableStore(base: $0, down: true) }) { api, fixture in
             let health = try await api.send(.get, "/health")
@@ -125,6 +126,43 @@ struct ObservabilityTests {
             #expect(onboard.headers[.retryAfter] == "1")
             #expect(try await fixture.itemCount() == 0)
             #expect(fixture.logs.entries.contains { $0.level == .error && $0.message == "store unavailable" })
+        }
+    }
+
+    @Test(
+        "a store failing at any one write of the onboarding transaction leaves nothing of the tenant",
+        .enabled(if: !TestStore.isDynamoDB, "the fault is a trigger in the SQLite file")
+    )
+    func failureMidTransaction() async throws {
+        let body = #"{"clientName": "Acme Corp", "clientPhone": "+1234567890"}"#
+        // How many rows one onboarding inserts, counted by the same trigger without a failure.
+        let writes = try await TestServer.run { api, fixture in
+            let path = try #require(fixture.sqlitePath)
+            try FailingWriteTrigger.install(in: path, failingAt: nil)
+            #expect(try await api.onboard(body).status == 201)
+            let counted = try FailingWriteTrigger.writes(in: path)
+            let stored = try await fixture.itemCount()
+            #expect(counted == stored, "the trigger sees every item the onboarding stores")
+            return counted
+        }
+        #expect(writes >= 3, "onboarding writes the profile, the API key and its look-up item in one transaction")
+        for failing in 1...max(writes, 1) {
+            try await TestServer.run { api, fixture in
+                let path = try #require(fixture.sqlitePath)
+                try FailingWriteTrigger.install(in: path, failingAt: failing)
+                let onboard = try await api.onboard(body)
+                #expect(onboard.status == 503, "write \(failing) of \(writes) failed")
+                #expect(onboard["code"] == "store-unavailable")
+                #expect(
+                    fixture.logText.contains("injected failure at write \(failing)"),
+                    "the failure happened in the store, at write \(failing), after \(failing - 1) writes of the same transaction"
+                )
+                #expect(try await fixture.itemCount() == 0, "nothing of the tenant is stored after write \(failing) of \(writes) failed")
+                let names = try await DatabaseQueue(path: path).read { db in
+                    try Int.fetchOne(db, sql: "SELECT count(*) FROM items WHERE clientName = 'Acme Corp'") ?? -1
+                }
+                #expect(names == 0)
+            }
         }
     }
 
@@ -153,6 +191,31 @@ struct ObservabilityTests {
         #expect(!validator.violations(method: .get, path: "/health", status: 200, headers: [.contentType: "application/json"], body: good).isEmpty)
         let badTenant = Array(#"{"tenantId":"x","clientName":"A","clientPhone":"123","status":"ACTIVE","createdAt":"now","updatedAt":"now","version":0}"#.utf8)
         #expect(validator.violations(method: .get, path: "/tenants/x", status: 200, headers: headers, body: badTenant).count >= 4)
+    }
+}
+
+/// A trigger in a real SQLite file that counts the rows inserted into the items table and makes
+/// the `failingAt`-th insert fail (`RAISE(ABORT)`), inside whatever transaction it belongs to:
+/// the writes before it in that transaction have been applied when it fails.
+enum FailingWriteTrigger {
+    static func install(in path: String, failingAt failing: Int?) throws {
+        let failure = failing.map { "SELECT RAISE(ABORT, 'injected failure at write \($0)') WHERE (SELECT n FROM test_write_counter) = \($0);" } ?? ""
+        try DatabaseQueue(path: path).write { db in
+            try db.execute(sql: """
+                CREATE TABLE test_write_counter (n INTEGER NOT NULL);
+                INSERT INTO test_write_counter VALUES (0);
+                CREATE TRIGGER test_failing_write BEFORE INSERT ON items
+                BEGIN
+                    UPDATE test_write_counter SET n = n + 1;
+                    \(failure)
+                END;
+                """)
+        }
+    }
+
+    /// The rows inserted (and committed) since ``install(in:failingAt:)``.
+    static func writes(in path: String) throws -> Int {
+        try DatabaseQueue(path: path).read { db in try Int.fetchOne(db, sql: "SELECT n FROM test_write_counter") ?? -1 }
     }
 }
 
