@@ -136,7 +136,7 @@ extension Problem {
     static func storeUnavailable() -> Problem {
         var problem = Problem(
             .serviceUnavailable, code: "store-unavailable", title: "Storage unavailable",
-            detail: "The tenant store did not answer; nothing was changed. Retry later."
+            detail: "The tenant store failed or did not answer in time. A write may still have been applied: read before repeating it. Retry later."
         )
         problem.headers[.retryAfter] = "1"
         return problem
