@@ -25,6 +25,8 @@ def main():
     parser.add_argument("--events", required=True, help="a JSON list of events, served in order")
     parser.add_argument("--results", required=True, help="where the answers are written (JSON list)")
     parser.add_argument("--deadline-ms", type=int, default=30000, help="each invocation's deadline, from when it is handed out")
+    parser.add_argument("--max-response-bytes", type=int, default=6291556,
+                        help="larger responses are refused with 413, as Lambda refuses those over 6 MB")
     arguments = parser.parse_args()
     with open(arguments.events) as file:
         events = json.load(file)
@@ -96,6 +98,12 @@ def main():
                 request_id = parts[1]
                 if request_id not in state["handed_out"]:
                     return self.reply(400, b'{"errorMessage":"unknown request id"}')
+                if parts[2] == "response" and len(body) > arguments.max_response_bytes:
+                    # As Lambda: the response is refused; the runtime may still post an error.
+                    return self.reply(413, json.dumps({
+                        "errorMessage": f"Exceeded maximum allowed payload size ({arguments.max_response_bytes} bytes).",
+                        "errorType": "RequestEntityTooLarge",
+                    }).encode())
                 index, handed_out = state["handed_out"].pop(request_id)
                 state["results"].append({
                     "kind": parts[2], "index": index, "requestId": request_id,

@@ -44,7 +44,7 @@ public struct APIGatewayAdapter<Responder: HTTPResponder>: Sendable where Respon
     /// - Throws: ``APIGatewayEventError`` for an event that is not an API Gateway proxy event
     ///   (the runtime loop reports it to `/error`).
     public func handle(_ invocation: LambdaInvocation, logger: Logger) async throws -> [UInt8] {
-        let (request, info) = try Self.request(from: invocation.payload)
+        let (request, info) = try Self.request(from: invocation.payload, traceID: invocation.traceID)
         var logger = logger
         if let requestID = info.requestID { logger[metadataKey: "hb.request.id"] = .string(requestID) }
         let response: Response
@@ -56,9 +56,21 @@ public struct APIGatewayAdapter<Responder: HTTPResponder>: Sendable where Respon
         return try await Self.proxyResponse(response, version: info.version)
     }
 
+    /// The proxy response to post for an invocation whose handler ran out of time (the runtime
+    /// loop's ``LambdaTimeoutResponse``): `makeResponse`'s answer to the event's request, in the
+    /// event's format; `nil` for an event that is not an API Gateway proxy event.
+    public func timeoutResponse(
+        for invocation: LambdaInvocation, _ makeResponse: @Sendable (Request, APIGatewayRequestInfo) -> Response
+    ) async -> [UInt8]? {
+        guard let event = try? Self.request(from: invocation.payload, traceID: invocation.traceID) else { return nil }
+        return try? await Self.proxyResponse(makeResponse(event.0, event.1), version: event.1.version)
+    }
+
     // MARK: - Events
 
-    static func request(from payload: [UInt8]) throws -> (Request, APIGatewayRequestInfo) {
+    /// The request an event stands for. `traceID`, the invocation's trace header, replaces the
+    /// event's `X-Amzn-Trace-Id` (Lambda's header names the function's own segment).
+    static func request(from payload: [UInt8], traceID: String? = nil) throws -> (Request, APIGatewayRequestInfo) {
         guard let event = (try? JSONSerialization.jsonObject(with: Data(payload))) as? [String: Any] else {
             throw APIGatewayEventError("the event is not a JSON object")
         }
@@ -83,7 +95,7 @@ public struct APIGatewayAdapter<Responder: HTTPResponder>: Sendable where Respon
             let info = APIGatewayRequestInfo(
                 version: .v2, stage: stage, requestID: requestID, claims: claimStrings(jwt?["claims"]), sourceIP: http["sourceIp"] as? String
             )
-            return (try makeRequest(method: method, path: strip(stage: stage, from: rawPath), query: query, headers: headers, event: event), info)
+            return (try makeRequest(method: method, path: strip(stage: stage, from: rawPath), query: query, headers: headers, traceID: traceID, event: event), info)
         }
         guard let method = event["httpMethod"] as? String, let path = event["path"] as? String else {
             throw APIGatewayEventError("not an API Gateway proxy event (no httpMethod and path, no version 2.0)")
@@ -113,10 +125,12 @@ public struct APIGatewayAdapter<Responder: HTTPResponder>: Sendable where Respon
             version: .v1, stage: stage, requestID: requestID, claims: claimStrings(authorizer?["claims"]),
             sourceIP: (context["identity"] as? [String: Any])?["sourceIp"] as? String
         )
-        return (try makeRequest(method: method, path: strip(stage: stage, from: path), query: query, headers: headers, event: event), info)
+        return (try makeRequest(method: method, path: strip(stage: stage, from: path), query: query, headers: headers, traceID: traceID, event: event), info)
     }
 
-    private static func makeRequest(method: String, path: String, query: String?, headers: HTTPFields, event: [String: Any]) throws -> Request {
+    private static func makeRequest(
+        method: String, path: String, query: String?, headers: HTTPFields, traceID: String?, event: [String: Any]
+    ) throws -> Request {
         guard let method = HTTPRequest.Method(method) else { throw APIGatewayEventError("invalid HTTP method '\(method)'") }
         var body: [UInt8] = []
         if let text = event["body"] as? String {
@@ -128,6 +142,7 @@ public struct APIGatewayAdapter<Responder: HTTPResponder>: Sendable where Respon
             }
         }
         var fields = headers
+        if let traceID { fields[.xAmznTraceID] = traceID }
         if !body.isEmpty, fields[.contentLength] == nil { fields[.contentLength] = String(body.count) }
         let head = HTTPRequest(
             method: method, scheme: "https", authority: headers[HTTPField.Name("Host")!] ?? "lambda",
@@ -220,4 +235,9 @@ struct CollectingBodyWriter: ResponseBodyWriter {
     }
 
     consuming func finish(_ trailingHeaders: HTTPFields?) async throws {}
+}
+
+extension HTTPField.Name {
+    /// The X-Ray trace header.
+    static let xAmznTraceID = HTTPField.Name("X-Amzn-Trace-Id")!
 }

@@ -27,7 +27,9 @@ public struct LambdaInvocation: Sendable {
     /// When Lambda will stop the function (from `Lambda-Runtime-Deadline-Ms`).
     public let deadline: Date
     public let invokedFunctionARN: String
-    /// The X-Ray trace header (`Root=…;Parent=…;Sampled=…`), also put in `_X_AMZN_TRACE_ID`.
+    /// The X-Ray trace header (`Root=…;Parent=…;Sampled=…`). Passed down with the invocation
+    /// (the API Gateway adapter puts it in the request as `X-Amzn-Trace-Id`), never put in the
+    /// process environment: that would be one value shared by every task.
     public let traceID: String?
     public let payload: [UInt8]
 
@@ -66,8 +68,11 @@ public struct LambdaRuntimeError: Error, Sendable, CustomStringConvertible {
         public init(rawValue: String) { self.rawValue = rawValue }
         /// `AWS_LAMBDA_RUNTIME_API` is missing or not `host:port`.
         public static let noRuntimeAPI = Code(rawValue: "NoRuntimeAPI")
-        /// The Runtime API answered with a status the runtime cannot continue from.
+        /// The Runtime API answered with a status the runtime cannot continue from (5xx).
         public static let unexpectedStatus = Code(rawValue: "UnexpectedStatus")
+        /// The Runtime API refused a post (4xx): a response over the payload limit (413), an
+        /// invocation already answered or timed out (400), a malformed request.
+        public static let rejected = Code(rawValue: "Rejected")
         /// An invocation without its request id header.
         public static let missingRequestID = Code(rawValue: "MissingRequestID")
     }
@@ -76,11 +81,17 @@ public struct LambdaRuntimeError: Error, Sendable, CustomStringConvertible {
     public let message: String
     /// The error underneath, if any.
     public let underlying: (any Error)?
+    /// The Runtime API's status code, when it answered with one the runtime did not expect.
+    public let status: Int?
+    /// The start of the Runtime API's answer to a refused post (its `errorType`/`errorMessage`).
+    public let body: String?
 
-    public init(_ code: Code, _ message: String, underlying: (any Error)? = nil) {
+    public init(_ code: Code, _ message: String, underlying: (any Error)? = nil, status: Int? = nil, body: String? = nil) {
         self.code = code
         self.message = message
         self.underlying = underlying
+        self.status = status
+        self.body = body
     }
 
     public var description: String { "\(code.rawValue): \(message)" }
@@ -149,11 +160,16 @@ public final class HTTPLambdaRuntimeClient: LambdaRuntimeClient {
             request.headers.add(name: "Content-Type", value: "application/json")
         }
         let response = try await httpClient.execute(request, timeout: .seconds(30))
-        _ = try await response.body.collect(upTo: 1 << 20)
-        // 202: accepted. 4xx means this invocation cannot be answered (too late, too large);
-        // the loop reports it and goes on.
-        guard response.status.code < 500 else {
-            throw LambdaRuntimeError(.unexpectedStatus, "POST \(path) answered \(response.status.code)")
+        let answer = try await response.body.collect(upTo: 1 << 20)
+        // 202: accepted. Anything else is thrown with its status and body, for the loop to log:
+        // a 4xx means this invocation cannot be answered so (too late, too large), a 5xx that
+        // the Runtime API itself is in trouble.
+        let status = Int(response.status.code)
+        guard (200..<300).contains(status) else {
+            throw LambdaRuntimeError(
+                status < 500 ? .rejected : .unexpectedStatus, "POST \(path) answered \(status)",
+                status: status, body: String(String(decoding: answer.readableBytesView, as: UTF8.self).prefix(1024))
+            )
         }
     }
 }

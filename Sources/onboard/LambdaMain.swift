@@ -42,7 +42,23 @@ enum LambdaMain {
             let adapter = APIGatewayAdapter(responder: router.buildResponder()) { info, logger in
                 AppRequestContext(logger: logger, authorizerClaims: info.claims, peerAddress: info.sourceIP)
             }
-            loop = LambdaRuntimeLoop(client: client, logger: logger, handler: adapter.handle)
+            // A handler still running just before the deadline (one that ignores cancellation)
+            // is answered for: 503 with Retry-After, rather than the 502 API Gateway makes of an error.
+            loop = LambdaRuntimeLoop(
+                client: client, logger: logger,
+                timeoutResponse: { invocation in
+                    await adapter.timeoutResponse(for: invocation) { request, info in
+                        var problem = Problem(
+                            .serviceUnavailable, code: "store-unavailable", title: "Storage unavailable",
+                            detail: "The request did not finish before the function's deadline; it may have taken effect. Retry later."
+                        )
+                        problem.headers[.retryAfter] = "1"
+                        return problem.response(path: request.uri.path, requestID: info.requestID ?? invocation.requestID)
+                    }
+                },
+                betweenInvocations: { await keyUsage.flush() },
+                handler: adapter.handle
+            )
         } catch {
             await LambdaRuntimeLoop.reportInitError(error, client: client, logger: logger)
             try? await client.shutdown()

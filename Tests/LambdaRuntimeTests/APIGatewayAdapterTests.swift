@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import LambdaRuntime
 import Logging
@@ -217,5 +218,46 @@ struct APIGatewayAdapterTests {
                 #expect(response["statusCode"] as? Int == status, "\(claims) reading \(tenant == tenantA ? "A" : "B")")
             }
         }
+    }
+
+    /// An adapter over a router whose one route answers with the request's X-Amzn-Trace-Id.
+    func traceEchoAdapter() -> APIGatewayAdapter<RouterResponder<AppRequestContext>> {
+        let router = Router(context: AppRequestContext.self)
+        router.get("/trace") { request, _ in request.headers[HTTPField.Name("X-Amzn-Trace-Id")!] ?? "none" }
+        return APIGatewayAdapter(responder: router.buildResponder()) { info, logger in AppRequestContext(logger: logger, authorizerClaims: info.claims) }
+    }
+
+    @Test("the invocation's trace header reaches the router as X-Amzn-Trace-Id, replacing the one in the event")
+    func traceHeader() async throws {
+        var event = try sampleEvent("rest-v1")
+        event["httpMethod"] = "GET"
+        event["path"] = "/trace"
+        event["body"] = NSNull()
+        var headers = try #require(event["multiValueHeaders"] as? [String: [String]])
+        headers["X-Amzn-Trace-Id"] = ["Root=1-00000000-from-api-gateway"]
+        event["multiValueHeaders"] = headers
+        let traced = try invocation(event)
+        let answer = try proxyResponse(try await traceEchoAdapter().handle(traced, logger: Logger(label: "test")))
+        #expect(answer["body"] as? String == traced.traceID)
+
+        let untraced = LambdaInvocation(requestID: "r", deadline: Date() + 30, invokedFunctionARN: "", traceID: nil, payload: traced.payload)
+        let kept = try proxyResponse(try await traceEchoAdapter().handle(untraced, logger: Logger(label: "test")))
+        #expect(kept["body"] as? String == "Root=1-00000000-from-api-gateway", "without Lambda's header, the event's stays")
+    }
+
+    @Test("a timeout response is the given response in the event's format (1.0 and 2.0); none for an event that is not API Gateway's")
+    func timeoutResponse() async throws {
+        let adapter = traceEchoAdapter()
+        for name in ["rest-v1", "http-v2"] {
+            let bytes = try #require(await adapter.timeoutResponse(for: try invocation(try sampleEvent(name))) { request, info in
+                Response(status: .serviceUnavailable, headers: [.retryAfter: "1", .contentType: "text/plain"], body: ResponseBody(byteBuffer: ByteBuffer(string: "\(request.uri.path) \(info.version.rawValue)")))
+            })
+            let answer = try proxyResponse(bytes)
+            #expect(answer["statusCode"] as? Int == 503)
+            #expect((answer["headers"] as? [String: String])?["Retry-After"] == "1")
+            #expect(answer["body"] as? String == (name == "rest-v1" ? "/onboard/ 1.0" : "/onboard 2.0"))
+        }
+        let notAnEvent = LambdaInvocation(requestID: "r", deadline: Date() + 30, invokedFunctionARN: "", traceID: nil, payload: Array("[]".utf8))
+        #expect(await adapter.timeoutResponse(for: notAnEvent) { _, _ in Response(status: .serviceUnavailable) } == nil)
     }
 }

@@ -26,7 +26,7 @@ final class RuntimeAPIEmulator: Sendable {
     let results: URL
     let process: Process
 
-    init(events: [Any], folder: URL) throws {
+    init(events: [Any], folder: URL, arguments extra: [String] = []) throws {
         port = try MotoServer.freePort()
         let eventsFile = folder.appendingPathComponent("events.json")
         try JSONSerialization.data(withJSONObject: events).write(to: eventsFile)
@@ -36,7 +36,7 @@ final class RuntimeAPIEmulator: Sendable {
         process.arguments = [
             "python3", repositoryRoot.appendingPathComponent("scripts/lambda_runtime_api.py").path,
             "--port", String(port), "--events", eventsFile.path, "--results", results.path,
-        ]
+        ] + extra
         try process.run()
     }
 
@@ -111,6 +111,31 @@ struct LambdaBinaryTests {
         #expect(logLines.contains { $0["message"] as? String == "invocation failed" && $0["error_type"] as? String == "APIGatewayEventError" })
     }
 
+    @Test("a response the Runtime API refuses (413, too large) is logged with its status and reported to /error")
+    func refusedResponse() async throws {
+        let moto = try await MotoServer.shared()
+        let folder = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        var health = try lambdaEvent("rest-v1")
+        health["httpMethod"] = "GET"
+        health["path"] = "/health"
+        health["body"] = NSNull()
+        // Any proxy response is over 10 bytes: the emulator refuses it as Lambda refuses 6 MB.
+        let runtime = try RuntimeAPIEmulator(events: [health], folder: folder, arguments: ["--max-response-bytes", "10"])
+        try await runtime.waitUntilListening()
+        let function = try OnboardProcess([], executable: bootstrapBinary(), environment: environment(moto, table: "unused", runtimeAPI: runtime.port, home: folder))
+        let answers = try await runtime.answers()
+        try await function.kill()
+
+        #expect(answers.map { $0["kind"] as? String } == ["error"], "the caller gets an error, not a timeout")
+        #expect(answers.first?["errorType"] as? String == "Runtime.ResponseNotAccepted")
+        let logLines = function.stdout.lines.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        let refused = try #require(logLines.first { $0["message"] as? String == "the Runtime API did not take the response" })
+        #expect(refused["level"] as? String == "error")
+        #expect(refused["status"] as? String == "413")
+        #expect((refused["body"] as? String)?.contains("RequestEntityTooLarge") == true)
+    }
+
     @Test("a start-up failure is posted to /runtime/init/error and the process exits")
     func initError() async throws {
         let moto = try await MotoServer.shared()
@@ -126,5 +151,98 @@ struct LambdaBinaryTests {
         #expect(answers.map { $0["kind"] as? String } == ["init-error"])
         #expect(answers.first?["errorType"] as? String == "ConfigurationError")
         #expect((answers.first?["body"] as? String)?.contains("ONBOARD_STORE") == true)
+    }
+}
+
+/// Runs a command to its end; its status and what it printed (stdout and stderr together).
+func runToEnd(_ arguments: [String], in folder: URL? = nil) throws -> (status: Int32, output: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = arguments
+    if let folder { process.currentDirectoryURL = folder }
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = pipe
+    try process.run()
+    let output = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+}
+
+func isOnPath(_ tool: String) -> Bool { (try? runToEnd(["sh", "-c", "command -v \(tool)"]).status) == 0 }
+
+/// A C compiler: `cc`, or the `clang` every Swift toolchain ships.
+let cCompiler = ["cc", "clang"].first(where: isOnPath) ?? "cc"
+
+/// Whether the tools of the glibc script's test are here: a C compiler and objdump (binutils).
+let canBuildELFFixtures = isOnPath(cCompiler) && isOnPath("objdump")
+
+@Suite("scripts/check-glibc.sh, the gate on the bootstrap's glibc")
+struct CheckGlibcScriptTests {
+    let script = repositoryRoot.appendingPathComponent("scripts/check-glibc.sh").path
+
+    /// A bootstrap that needs `too_new@GLIBC_2.35` and `old_enough@GLIBC_2.4` from a library
+    /// shipped beside it in lib/, as the Lambda package ships libsqlite3: the versions a glibc
+    /// newer than Amazon Linux 2023's would give it, on any build machine.
+    func fixture(in folder: URL) throws -> URL {
+        let lib = folder.appendingPathComponent("lib")
+        try FileManager.default.createDirectory(at: lib, withIntermediateDirectories: true)
+        try "int too_new(void) { return 1; }\nint old_enough(void) { return 2; }\n".write(to: folder.appendingPathComponent("fixture.c"), atomically: true, encoding: .utf8)
+        try "GLIBC_2.4 { global: old_enough; local: *; };\nGLIBC_2.35 { global: too_new; } GLIBC_2.4;\n"
+            .write(to: folder.appendingPathComponent("fixture.map"), atomically: true, encoding: .utf8)
+        try "int too_new(void); int old_enough(void);\nint main(void) { return too_new() + old_enough(); }\n"
+            .write(to: folder.appendingPathComponent("main.c"), atomically: true, encoding: .utf8)
+        let library = try runToEnd([cCompiler, "-shared", "-fPIC", "-Wl,--version-script=fixture.map", "-o", "lib/libfixture.so", "fixture.c"], in: folder)
+        try #require(library.status == 0, "cc: \(library.output)")
+        let binary = try runToEnd([cCompiler, "-o", "bootstrap", "main.c", "-Llib", "-lfixture"], in: folder)
+        try #require(binary.status == 0, "cc: \(binary.output)")
+        return folder.appendingPathComponent("bootstrap")
+    }
+
+    @Test(
+        "a binary needing symbols above the limit fails, naming them (and only them); at a higher limit it passes",
+        .enabled(if: Requirements.isCI || canBuildELFFixtures, "needs a C compiler (cc or clang) and objdump (binutils)")
+    )
+    func fixtureAboveTheLimit() throws {
+        let folder = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let bootstrap = try fixture(in: folder)
+
+        let refused = try runToEnd([script, bootstrap.path])
+        #expect(refused.status == 1, "\(refused.output)")
+        #expect(refused.output.contains("bootstrap: too_new@GLIBC_2.35"))
+        // 2.4 is older than 2.34 (versions compare as numbers, not as text).
+        #expect(!refused.output.contains("old_enough"))
+
+        let accepted = try runToEnd([script, bootstrap.path, "2.35"])
+        #expect(accepted.status == 0, "\(accepted.output)")
+        #expect(accepted.output.contains("every file runs on glibc 2.35"))
+    }
+
+    @Test(
+        "the built bootstrap and its shipped libraries are read, and pass at this machine's own glibc",
+        .enabled(if: Requirements.isCI || canBuildELFFixtures, "needs objdump (binutils)")
+    )
+    func builtBootstrap() throws {
+        let folder = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let lib = folder.appendingPathComponent("lib")
+        try FileManager.default.createDirectory(at: lib, withIntermediateDirectories: true)
+        let bootstrap = folder.appendingPathComponent("bootstrap")
+        try FileManager.default.copyItem(at: URL(fileURLWithPath: try bootstrapBinary()), to: bootstrap)
+        let version = try runToEnd(["getconf", "GNU_LIBC_VERSION"]).output.split(separator: " ").last.map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+        let hostGlibc = try #require(version)
+        // A library beside it is read too: one that needs symbols above 1.0, as every glibc user does.
+        let sqlite = try runToEnd(["sh", "-c", "ldd '\(bootstrap.path)' | awk '/libsqlite3/ { print $3 }'"]).output.trimmingCharacters(in: .whitespacesAndNewlines)
+        try #require(!sqlite.isEmpty, "the bootstrap links libsqlite3")
+        try FileManager.default.copyItem(at: URL(fileURLWithPath: sqlite).resolvingSymlinksInPath(), to: lib.appendingPathComponent("libsqlite3.so.0"))
+
+        let onThisMachine = try runToEnd([script, bootstrap.path, hostGlibc])
+        #expect(onThisMachine.status == 0, "\(onThisMachine.output)")
+        #expect(onThisMachine.output.contains("\(bootstrap.path): needs glibc"))
+        #expect(onThisMachine.output.contains("libsqlite3.so.0: needs glibc"))
+        let tooOld = try runToEnd([script, bootstrap.path, "1.0"])
+        #expect(tooOld.status == 1)
+        #expect(tooOld.output.contains("libsqlite3.so.0: "))
     }
 }
