@@ -26,6 +26,59 @@ struct LostAnswerTests {
     /// queue in front of moto, not our code, would push calls past the request's deadline.
     static let concurrency = 8
 
+    @Test("the proxy's faults are real: a dropped answer is a reset after the write, a 500 comes after the write, throttling as DynamoDB sends it")
+    func proxyFaults() async throws {
+        try await ProxiedServer.run { server in
+            let direct = server.moto.dynamoDB()
+            // One attempt, no retry: each call shows the fault as the client meets it.
+            try await withClient(TestAWSClients.credentials, retryPolicy: RetryPolicy(maxAttempts: 1, base: .milliseconds(1), throttlingBase: .milliseconds(1), cap: .milliseconds(1))) { client in
+                // The raw call, so the errors are the client's own (status, type, request id).
+                func call(_ operation: String, _ body: String) async throws {
+                    _ = try await client.jsonCall(
+                        endpoint: server.proxy.endpoint, signingName: "dynamodb", target: "DynamoDB_20120810.\(operation)",
+                        contentType: "application/x-amz-json-1.0", body: Array(body.utf8)
+                    )
+                }
+                func put(_ id: String) async throws {
+                    try await call("PutItem", #"{"TableName": "\#(server.table)", "Item": {"tenantId": {"S": "\#(id)"}, "resourceKey": {"S": "PROBE#1"}}}"#)
+                }
+                func stored(_ id: String) async throws -> Bool {
+                    try await direct.getItem(GetItemInput(TableName: server.table, Key: ["tenantId": .s(id), "resourceKey": .s("PROBE#1")])).Item != nil
+                }
+
+                try server.proxy.setMode(.dropAnswer(every: 1))
+                await #expect(throws: AWSTransportError.self) { try await put("dropped") }
+                #expect(try await stored("dropped"), "the write reached moto although its answer was lost")
+
+                try server.proxy.setMode(.failAnswer(every: 1))
+                let failed = await #expect(throws: AWSServiceError.self) { try await put("failed") }
+                #expect(failed?.status == 500 && failed?.type == "InternalServerError")
+                #expect(try await stored("failed"), "the write reached moto although it was answered 500")
+
+                try server.proxy.setMode(.throttle(rate: 1))
+                var throttles: Set<String> = []
+                for index in 0..<4 {
+                    let throttled = await #expect(throws: AWSServiceError.self) { try await put("throttled-\(index)") }
+                    #expect(throttled?.status == 400 && throttled?.requestID != nil)
+                    throttles.insert(throttled?.type ?? "none")
+                    #expect(try await stored("throttled-\(index)") == false, "a throttled call is not forwarded")
+                }
+                #expect(throttles == ["ThrottlingException", "ProvisionedThroughputExceededException"])
+
+                // Only writes are hit by "every N-th write"; a one-shot fault hits its target once.
+                try server.proxy.setMode(.dropAnswer(every: 1))
+                try await call("GetItem", #"{"TableName": "\#(server.table)", "Key": {"tenantId": {"S": "dropped"}, "resourceKey": {"S": "PROBE#1"}}}"#)
+                try server.proxy.setMode(.forward)
+                try server.proxy.failNext("PutItem", .fail)
+                await #expect(throws: AWSServiceError.self) { try await put("once") }
+                try await put("twice")
+            }
+            let stats = try server.proxy.stats()
+            #expect(stats.target("PutItem").dropped == 1 && stats.target("PutItem").failed == 2 && stats.target("PutItem").throttled == 4)
+            #expect(stats.target("GetItem").calls == 1 && stats.target("GetItem").dropped == 0)
+        }
+    }
+
     @Test(
         "600 onboardings through faults give exactly 600 tenants, each returned to exactly one caller with a key that works",
         arguments: [FaultProxy.Mode.dropAnswer(every: 4), .failAnswer(every: 4), .throttle(rate: 0.1)]
