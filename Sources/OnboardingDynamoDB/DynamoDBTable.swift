@@ -1,4 +1,5 @@
 import AWSClient
+import Foundation
 import Logging
 import OnboardingCore
 
@@ -52,11 +53,15 @@ public enum DynamoDBTable {
     @discardableResult
     public static func create(_ dynamoDB: DynamoDB, name: String, logger: Logger = Logger(label: "onboard.dynamodb")) async throws -> Outcome {
         var outcome = Outcome(tableCreated: true, indexAdded: false)
+        let started = Date()
         do {
             try await dynamoDB.createTable(definition(name: name))
             logger.info("table created", metadata: ["table": "\(name)"])
         } catch let error as DynamoDBError where error.code == .resourceInUse {
-            outcome.tableCreated = false
+            // A resend after a lost answer finds the table its first attempt created: a table
+            // created since this call began (give or take clock skew) is that one.
+            let created = try await error.answerLost ? describe(dynamoDB, name: name).CreationDateTime : nil
+            outcome.tableCreated = created.map { $0 >= started.timeIntervalSince1970 - 5 } ?? false
         }
         // Wait for ACTIVE (real DynamoDB takes seconds for a table, longer for an index's
         // backfill; moto is immediate).
@@ -113,6 +118,8 @@ public enum DynamoDBTable {
             var KeySchema: [KeyElement]?
         }
         var TableStatus: String
+        /// Unix seconds.
+        var CreationDateTime: Double?
         var KeySchema: [KeyElement]?
         var GlobalSecondaryIndexes: [Index]?
     }
