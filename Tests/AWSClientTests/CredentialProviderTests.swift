@@ -275,20 +275,28 @@ struct CredentialSourceTests {
 
 @Suite("ExpiredToken: refresh and send once more", .requires(.python3))
 struct ExpiredTokenRetryTests {
-    func client(_ standIn: MetadataStandIn) -> AWSClient {
+    /// One call through a client whose credentials come from the stand-in's container endpoint;
+    /// the client is shut down whatever happens (async-http-client traps on a pool never shut down).
+    func call(_ standIn: MetadataStandIn, path: String) async throws -> [UInt8] {
         let provider = CachingCredentialProvider(ContainerCredentialSource(settings: .init(url: standIn.containerURL)))
-        return AWSClient(credentialProvider: provider, region: "us-east-1")
+        let client = AWSClient(credentialProvider: provider, region: "us-east-1")
+        do {
+            let answer = try await client.jsonCall(
+                endpoint: standIn.endpoint + path, signingName: "dynamodb", target: "DynamoDB_20120810.ListTables",
+                contentType: "application/x-amz-json-1.0", body: Array("{}".utf8)
+            )
+            try await client.shutdown()
+            return answer
+        } catch {
+            try await client.shutdown()
+            throw error
+        }
     }
 
     @Test("ExpiredTokenException: the credentials are refreshed and the request sent once more, signed with the new ones")
     func expired() async throws {
         let standIn = try await MetadataStandIn.start()
-        let client = client(standIn)
-        let answer = try await client.jsonCall(
-            endpoint: standIn.endpoint + "/service/expired-once", signingName: "dynamodb", target: "DynamoDB_20120810.ListTables",
-            contentType: "application/x-amz-json-1.0", body: Array("{}".utf8)
-        )
-        try await client.shutdown()
+        let answer = try await call(standIn, path: "/service/expired-once")
         #expect(answer == Array("{}".utf8))
         let log = try await standIn.log()
         #expect(log.signedBy == ["ASIACONTAINER1", "ASIACONTAINER2"])
@@ -298,14 +306,7 @@ struct ExpiredTokenRetryTests {
     @Test("InvalidClientTokenId is no expiry: no refresh, no resend")
     func invalid() async throws {
         let standIn = try await MetadataStandIn.start()
-        let client = client(standIn)
-        let error = await #expect(throws: AWSServiceError.self) {
-            try await client.jsonCall(
-                endpoint: standIn.endpoint + "/service/invalid", signingName: "dynamodb", target: "DynamoDB_20120810.ListTables",
-                contentType: "application/x-amz-json-1.0", body: Array("{}".utf8)
-            )
-        }
-        try await client.shutdown()
+        let error = await #expect(throws: AWSServiceError.self) { try await call(standIn, path: "/service/invalid") }
         #expect(error?.type == "InvalidClientTokenId")
         let log = try await standIn.log()
         #expect(log.signedBy == ["ASIACONTAINER1"])
