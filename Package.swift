@@ -37,9 +37,16 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
-        // The domain: tenants, validation, ids, services and the store contract. Foundation only.
+        // One request's deadline and retries, shared by every layer that retries. Standard library only.
+        .target(
+            name: "RequestBudget",
+            swiftSettings: swiftSettings
+        ),
+        // The domain: tenants, validation, ids, services and the store contract. Foundation only
+        // (and RequestBudget, so that its retries share the request's budget).
         .target(
             name: "OnboardingCore",
+            dependencies: ["RequestBudget"],
             swiftSettings: swiftSettings
         ),
         // AWS Signature Version 4 and credentials; swift-crypto only.
@@ -53,6 +60,7 @@ let package = Package(
             name: "AWSClient",
             dependencies: [
                 "SigV4",
+                "RequestBudget",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -66,6 +74,7 @@ let package = Package(
             dependencies: [
                 "OnboardingCore",
                 "AWSClient",
+                "RequestBudget",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -81,6 +90,7 @@ let package = Package(
         .target(
             name: "LambdaRuntime",
             dependencies: [
+                "RequestBudget",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -105,6 +115,7 @@ let package = Package(
             name: "OnboardingHTTP",
             dependencies: [
                 "OnboardingCore",
+                "RequestBudget",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdAuth", package: "hummingbird-auth"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -130,6 +141,7 @@ let package = Package(
                 "AWSClient",
                 "SigV4",
                 "LambdaRuntime",
+                "RequestBudget",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Configuration", package: "swift-configuration"),
@@ -189,6 +201,7 @@ let package = Package(
             name: "AWSClientTests",
             dependencies: [
                 "AWSClient",
+                "RequestBudget",
                 "SigV4",
                 "OnboardingCore",
                 "OnboardingHTTP",
