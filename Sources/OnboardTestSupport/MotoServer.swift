@@ -198,15 +198,3 @@ public enum TestAWSClients {
     private static let shared = AWSClient(credentials: credentials, region: "us-east-1")
     public static func client() -> AWSClient { shared }
 }
-
-/// Runs `body` when `make` can provide what it needs; outside CI, a missing server skips the test
-/// with the reason printed; under CI it fails.
-public func ifAvailable<T>(_ name: String, _ make: () async throws -> T) async throws -> T? {
-    do {
-        return try await make()
-    } catch let unavailable as UnavailableInThisEnvironment {
-        if isCI { throw unavailable }
-        print("SKIPPED \(name): \(unavailable.description)")
-        return nil
-    }
-}
