@@ -8,9 +8,6 @@ import Foundation
 import SigV4
 import Synchronization
 
-/// Whether this run is CI (`CI=true`); the same as ``Requirements/isCI``.
-public var isCI: Bool { Requirements.isCI }
-
 /// A tool or server a test needs is not there. Tests declare what they need with a trait
 /// (`.requires(.moto)`), so outside CI they are skipped before this can be thrown; it fails a test
 /// that runs without the tool (under CI), naming what is missing.
@@ -129,9 +126,6 @@ public final class MotoServer: Sendable {
         stop()
         throw UnavailableInThisEnvironment(description: "moto did not start listening on 127.0.0.1:\(port) within 30 s")
     }
-
-    /// Whether moto's server can run here (probed once; see ``Requirements``).
-    static var motoInstalled: Bool { Requirements.isInstalled(.moto) }
 
     /// A port the kernel reports free on 127.0.0.1.
     public static func freePort() throws -> Int {
