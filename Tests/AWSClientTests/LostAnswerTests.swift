@@ -213,7 +213,11 @@ struct ProxiedServer: Sendable {
             let router = buildRouter(AppDependencies(
                 store: store,
                 verifiers: [AdminTokenVerifier(credential: AdminCredential(token: adminToken))],
-                rateLimiter: nil
+                rateLimiter: nil,
+                // moto, not the code under test, is slow here (one request at a time, and a deep
+                // copy of the table per transaction): a deadline that a queue at moto cannot
+                // exhaust, so that every 503 would be a real failure to recognise a write.
+                requestDeadline: .seconds(60)
             ))
             var app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
             app.logger.logLevel = .warning  // 1,800 request lines per test are noise; failures still show

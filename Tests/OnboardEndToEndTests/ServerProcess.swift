@@ -55,7 +55,10 @@ final class OnboardProcess: Sendable {
         process.executableURL = try executable.map { URL(fileURLWithPath: $0) } ?? onboardBinary()
         process.arguments = arguments
         // Only what the test sets, so ONBOARD_* variables of the developer's shell cannot leak in.
-        process.environment = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"].merging(environment) { $1 }
+        // Instance metadata off unless a test sets it: a binary that finds no credentials would
+        // otherwise ask 169.254.169.254, and tests may reach nothing but 127.0.0.1.
+        process.environment = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin", "AWS_EC2_METADATA_DISABLED": "true"]
+            .merging(environment) { $1 }
         let out = Pipe()
         let err = Pipe()
         process.standardOutput = out
