@@ -20,6 +20,9 @@ public struct AppDependencies: Sendable {
     public var claimMapping: ClaimMapping
     /// Where API-key uses are noted for `lastUsedAt`; run it as a service (`nil`: not recorded).
     public var keyUsage: KeyUsageRecorder?
+    /// How long one request's store calls may take, retries included, before it is answered
+    /// `503` (``RequestBudgetMiddleware``). Inside Lambda the invocation's deadline wins.
+    public var requestDeadline: Duration
 
     public init(
         store: any TenantStore,
@@ -31,7 +34,8 @@ public struct AppDependencies: Sendable {
         onboardingAccess: OnboardingAccess = .open,
         rateLimiter: RateLimiter? = RateLimiter(policy: RateLimitPolicy()),
         claimMapping: ClaimMapping = ClaimMapping(),
-        keyUsage: KeyUsageRecorder? = nil
+        keyUsage: KeyUsageRecorder? = nil,
+        requestDeadline: Duration = .seconds(10)
     ) {
         self.store = store
         self.verifiers = verifiers
@@ -43,6 +47,7 @@ public struct AppDependencies: Sendable {
         self.rateLimiter = rateLimiter
         self.claimMapping = claimMapping
         self.keyUsage = keyUsage
+        self.requestDeadline = requestDeadline
     }
 
     var apiKeys: ApiKeys { ApiKeys(store: store, hasher: hasher, clock: clock) }
@@ -76,8 +81,8 @@ public func routeTable(_ dependencies: AppDependencies) -> [Route] {
 
 /// The one router: the HTTP server and the tests (and later the Lambda function) serve it.
 ///
-/// Middleware, outermost first: request id → request log → problem+json → failed-credential
-/// limit → authentication → rate limits; then each route checks its ``Access`` before its
+/// Middleware, outermost first: request id → request log → problem+json → request budget →
+/// failed-credential limit → authentication → rate limits; then each route checks its ``Access`` before its
 /// handler runs.
 public func buildRouter(_ dependencies: AppDependencies) -> Router<AppRequestContext> {
     let router = Router(context: AppRequestContext.self, options: [.autoGenerateHeadEndpoints])
@@ -85,6 +90,7 @@ public func buildRouter(_ dependencies: AppDependencies) -> Router<AppRequestCon
     router.add(middleware: RequestLogMiddleware())
     let routes = routeTable(dependencies)
     router.add(middleware: ProblemMiddleware(knownPaths: KnownPaths(routes)))
+    router.add(middleware: RequestBudgetMiddleware(deadline: dependencies.requestDeadline))
     if let limiter = dependencies.rateLimiter { router.add(middleware: FailedAuthLimitMiddleware(limiter: limiter)) }
     router.add(middleware: BearerAuthenticator(
         verifiers: dependencies.verifiers + [ApiKeyVerifier(apiKeys: dependencies.apiKeys, usage: dependencies.keyUsage)],

@@ -35,12 +35,19 @@ struct Serve: AsyncParsableCommand {
     @Option(help: ArgumentHelp("trace, debug, info, notice, warning, error or critical (ONBOARD_LOG_LEVEL; default info).", valueName: "level"))
     var logLevel: String?
 
+    @Option(help: ArgumentHelp(
+        "How long a request's store calls may take, retries included, before it is answered 503 with Retry-After (ONBOARD_REQUEST_DEADLINE; default 10s).",
+        valueName: "duration"
+    ))
+    var requestDeadline: String?
+
     @OptionGroup var accessOptions: AccessOptions
     @OptionGroup var oidcOptions: OIDCOptions
 
     func run() async throws {
         let flags = [
             Setting.host.key: host, Setting.port.key: port, Setting.adminToken.key: adminToken, Setting.logLevel.key: logLevel,
+            Setting.requestDeadline.key: requestDeadline,
         ].compactMapValues { $0 }.merging(storeOptions.flags) { $1 }.merging(accessOptions.flags) { $1 }.merging(oidcOptions.flags) { $1 }
         let configuration: ServeConfiguration
         do {
@@ -88,7 +95,8 @@ struct Serve: AsyncParsableCommand {
         let router = buildRouter(AppDependencies(
             store: store, verifiers: [verifier] + configuration.oidc.verifiers(logger: logger), onboardingAccess: configuration.onboarding,
             rateLimiter: configuration.rateLimits.map { RateLimiter(policy: $0) }, claimMapping: configuration.oidc.claims,
-            keyUsage: keyUsage
+            keyUsage: keyUsage,
+            requestDeadline: configuration.requestDeadline
         ))
         Console.line("onboarding: \(configuration.onboarding == .open ? "open (anyone may POST /onboard)" : "admin only")")
         Console.line("rate limits: \(configuration.rateLimits.map(Self.describe) ?? "off")")
