@@ -113,23 +113,27 @@ struct CredentialChainTests {
         }
     }
 
-    @Test("expiring credentials are fetched once, refreshed 5 minutes before expiry, by one fetch for many callers")
+    @Test("expiring credentials are fetched once, refreshed 5 minutes before expiry in the background, by one fetch for many callers")
     func refreshWindow() async throws {
         let clock = TestClock()
         let source = ScriptedSource("or scripted", [.success(keys("ONE", expiresIn: 3600)), .success(keys("TWO", expiresIn: 7200))])
         let provider = CachingCredentialProvider(source, now: clock.now)
         let first = try await concurrentCredentials(provider, callers: 50)
         #expect(first == ["ONE"])
-        #expect(source.fetches == 1)
+        #expect(source.fetches == 1, "50 callers without credentials wait for one fetch")
 
         clock.advance(to: 3600 - 301)
         #expect(try await provider.credentials().accessKeyId == "ONE", "more than 5 minutes left: no refresh")
+        await provider.refreshCompleted()
         #expect(source.fetches == 1)
 
         clock.advance(to: 3600 - 299)
         let second = try await concurrentCredentials(provider, callers: 50)
-        #expect(second == ["TWO"])
+        #expect(second == ["ONE"], "inside the window the valid credentials are used at once")
+        await provider.refreshCompleted()
         #expect(source.fetches == 2, "50 callers inside the refresh window cause one fetch")
+        #expect(try await provider.credentials().accessKeyId == "TWO")
+        #expect(source.fetches == 2)
     }
 
     @Test("credentials without expiry are fetched once; invalidating other credentials than the held ones changes nothing")
@@ -145,7 +149,7 @@ struct CredentialChainTests {
         #expect(source.fetches == 2)
     }
 
-    @Test("a failed refresh keeps credentials that are still valid; once they expired the failure is thrown")
+    @Test("a failed refresh keeps credentials that are still valid, is not retried at once; once they expired the failure is thrown")
     func failedRefresh() async throws {
         let clock = TestClock()
         let down = AWSCredentialsError(message: "the container credential endpoint: no answer")
@@ -154,7 +158,15 @@ struct CredentialChainTests {
         #expect(try await provider.credentials().accessKeyId == "ONE")
         clock.advance(to: 3600 - 60)
         #expect(try await provider.credentials().accessKeyId == "ONE")
+        await provider.refreshCompleted()
         #expect(source.fetches == 2, "the refresh was tried")
+        #expect(try await provider.credentials().accessKeyId == "ONE")
+        await provider.refreshCompleted()
+        #expect(source.fetches == 2, "not again within the minimum gap")
+        clock.advance(to: 3600 - 60 + CachingCredentialProvider.minimumRefreshGap)
+        #expect(try await provider.credentials().accessKeyId == "ONE")
+        await provider.refreshCompleted()
+        #expect(source.fetches == 3, "tried again after the gap")
         clock.advance(to: 3601)
         let error = await #expect(throws: AWSCredentialsError.self) { try await provider.credentials() }
         #expect(error?.message == down.message)
@@ -259,7 +271,7 @@ struct CredentialSourceTests {
         #expect(log.count("token") == 0)
     }
 
-    @Test("expiry: credentials from the container endpoint are refreshed once inside the window, for many concurrent callers")
+    @Test("expiry: credentials from the container endpoint are refreshed once inside the window, in the background, for many concurrent callers")
     func containerRefresh() async throws {
         let standIn = try await MetadataStandIn.start(expiresIn: 600)
         let clock = TestClock()
@@ -268,6 +280,10 @@ struct CredentialSourceTests {
         #expect(try await concurrentCredentials(provider, callers: 40) == ["ASIACONTAINER1"])
         #expect(try await standIn.log().count("container") == 1)
         clock.advance(to: 600 - 240)
+        // Still valid: used at once while one refresh runs in the background.
+        #expect(try await concurrentCredentials(provider, callers: 40) == ["ASIACONTAINER1"])
+        await provider.refreshCompleted()
+        #expect(try await standIn.log().count("container") == 2)
         #expect(try await concurrentCredentials(provider, callers: 40) == ["ASIACONTAINER2"])
         #expect(try await standIn.log().count("container") == 2)
     }
