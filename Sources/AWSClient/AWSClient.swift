@@ -224,18 +224,8 @@ public struct RetryPolicy: Sendable {
     /// 8 attempts; 25 ms base (100 ms when throttled), at most 2 s between attempts.
     public static let standard = RetryPolicy(maxAttempts: 8, base: .milliseconds(25), throttlingBase: .milliseconds(100), cap: .seconds(2))
 
-    /// The pause after a failed attempt (1-based).
-    public func delay(afterAttempt attempt: Int) -> Duration { delay(afterAttempt: attempt, throttled: false) }
-
     /// The base of the backoff: longer when the service said it is throttling.
     public func base(throttled: Bool) -> Duration { throttled ? throttlingBase : base }
-
-    func delay(afterAttempt attempt: Int, throttled: Bool) -> Duration {
-        let start = throttled ? throttlingBase : base
-        let ceiling = min(cap, start * (1 << min(attempt, 20)))
-        let nanoseconds = ceiling.components.seconds * 1_000_000_000 + ceiling.components.attoseconds / 1_000_000_000
-        return .nanoseconds(Int64.random(in: 0...max(0, nanoseconds)))
-    }
 }
 
 /// An error answer from an AWS service.

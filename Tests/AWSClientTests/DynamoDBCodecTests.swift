@@ -1,4 +1,5 @@
 @testable import AWSClient
+import RequestBudget
 import Foundation
 import Testing
 
@@ -74,15 +75,19 @@ struct DynamoDBCodecTests {
         #expect(serverError.type == "HTTP500" && serverError.isRetryable)
     }
 
-    @Test("backoff: full jitter below an exponential ceiling, capped")
-    func backoff() {
+    @Test("backoff: full jitter below an exponential ceiling, capped, a longer base when throttled")
+    func backoff() throws {
         let policy = RetryPolicy(maxAttempts: 5, base: .milliseconds(10), throttlingBase: .milliseconds(100), cap: .milliseconds(500))
+        #expect(policy.base(throttled: false) == .milliseconds(10))
+        #expect(policy.base(throttled: true) == .milliseconds(100))
+        let budget = RetryBudget(timeout: .seconds(600), maxRetries: 10 * 50 * 2)
         for attempt in 1...10 {
             for _ in 0..<50 {
-                let delay = policy.delay(afterAttempt: attempt)
+                let delay = try #require(budget.nextRetryDelay(attempt: attempt, base: policy.base(throttled: false), cap: policy.cap))
                 #expect(delay >= .zero)
                 #expect(delay <= min(.milliseconds(500), .milliseconds(10) * (1 << attempt)))
-                #expect(policy.delay(afterAttempt: attempt, throttled: true) <= .milliseconds(500))
+                let throttled = try #require(budget.nextRetryDelay(attempt: attempt, base: policy.base(throttled: true), cap: policy.cap))
+                #expect(throttled <= .milliseconds(500))
             }
         }
     }

@@ -278,15 +278,27 @@ struct RetryBudgetTests {
     }
 
     @Test("pauses use full jitter below the cap, and never run past the deadline")
-    func jitterAndDeadline() {
+    func jitterAndDeadline() throws {
         let budget = RetryBudget(timeout: .seconds(60), maxRetries: 1_000)
         for attempt in 1...200 {
             let delay = budget.nextRetryDelay(attempt: attempt, base: .milliseconds(10), cap: .milliseconds(50))
             #expect(delay.map { $0 >= .zero && $0 <= .milliseconds(50) } == true)
         }
-        let short = RetryBudget(timeout: .milliseconds(30), maxRetries: 1_000)
-        #expect(short.nextRetryDelay(attempt: 30, base: .seconds(1), cap: .seconds(10)).map { $0 + RetryBudget.minimumAttemptTime <= .milliseconds(30) } ?? true)
-        #expect(short.attemptTimeout(atMost: .seconds(10)).map { $0 <= .milliseconds(30) } ?? true)
+        // 200 ms left: an attempt gets at most that, and no pause is granted that would leave
+        // less than a minimal attempt before the deadline.
+        let short = RetryBudget(timeout: .milliseconds(200), maxRetries: 1_000)
+        let timeout = try #require(short.attemptTimeout(atMost: .seconds(10)))
+        #expect(timeout <= .milliseconds(200))
+        for _ in 0..<100 {
+            if let pause = short.nextRetryDelay(attempt: 30, base: .seconds(1), cap: .seconds(10)) {
+                #expect(pause + RetryBudget.minimumAttemptTime <= .milliseconds(200))
+            }
+        }
+        // With a 1 s cap the pause is mostly longer than the 150 ms that fit: most are refused.
+        let refused = (0..<100).filter { _ in
+            RetryBudget(timeout: .milliseconds(200), maxRetries: 5).nextRetryDelay(attempt: 30, base: .seconds(1), cap: .seconds(1)) == nil
+        }.count
+        #expect(refused > 50)
         let expired = RetryBudget(deadline: .now - .seconds(1))
         #expect(expired.attemptTimeout(atMost: .seconds(10)) == nil)
         #expect(expired.nextRetryDelay(attempt: 1, base: .milliseconds(1), cap: .milliseconds(1)) == nil)
