@@ -8,10 +8,14 @@ import Synchronization
 import Testing
 
 /// A clock the tests move forward.
+/// A clock that stands still at its creation until moved: only `advance` moves it, so a slow
+/// machine cannot push a check into or out of a window. Credentials made after it (their expiry
+/// counted from the real time of their making) expire no sooner on it than their lifetime says.
 final class TestClock: Sendable {
+    private let start = Date()
     private let offset = Mutex<TimeInterval>(0)
     func advance(to seconds: TimeInterval) { offset.withLock { $0 = seconds } }
-    var now: @Sendable () -> Date { { [self] in Date().addingTimeInterval(offset.withLock { $0 }) } }
+    var now: @Sendable () -> Date { { [self] in start.addingTimeInterval(offset.withLock { $0 }) } }
 }
 
 /// A source that answers from a script and counts its fetches.
@@ -122,12 +126,12 @@ struct CredentialChainTests {
         #expect(first == ["ONE"])
         #expect(source.fetches == 1, "50 callers without credentials wait for one fetch")
 
-        clock.advance(to: 3600 - 301)
+        clock.advance(to: 3600 - 400)
         #expect(try await provider.credentials().accessKeyId == "ONE", "more than 5 minutes left: no refresh")
         await provider.refreshCompleted()
         #expect(source.fetches == 1)
 
-        clock.advance(to: 3600 - 299)
+        clock.advance(to: 3600 - 200)
         let second = try await concurrentCredentials(provider, callers: 50)
         #expect(second == ["ONE"], "inside the window the valid credentials are used at once")
         await provider.refreshCompleted()
@@ -167,7 +171,7 @@ struct CredentialChainTests {
         #expect(try await provider.credentials().accessKeyId == "ONE")
         await provider.refreshCompleted()
         #expect(source.fetches == 3, "tried again after the gap")
-        clock.advance(to: 3601)
+        clock.advance(to: 3700)
         let error = await #expect(throws: AWSCredentialsError.self) { try await provider.credentials() }
         #expect(error?.message == down.message)
     }
@@ -334,7 +338,10 @@ struct ExpiredTokenRetryTests {
 struct CredentialsOnMotoTests {
     @Test("web identity: AssumeRoleWithWebIdentity on moto's STS (AWS_ENDPOINT_URL_STS) gives temporary credentials")
     func webIdentity() async throws {
-        let moto = try await MotoServer.shared()
+        // A moto of its own: the shared one queues every suite's requests (one at a time), and
+        // STS calls time out after 5 s as in production.
+        let moto = try await MotoServer.start()
+        defer { moto.stop() }
         let tokenFile = FileManager.default.temporaryDirectory.appendingPathComponent("web-identity-\(UUID().uuidString)")
         try "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJvbmJvYXJkIn0.c2lnbmF0dXJl\n".write(to: tokenFile, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: tokenFile) }

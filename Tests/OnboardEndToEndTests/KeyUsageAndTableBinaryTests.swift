@@ -48,7 +48,10 @@ struct KeyUsageBinaryTests {
 struct TableIndexBinaryTests {
     @Test("serve refuses a table without the index; table create adds it, with the items already there, and serve lists them")
     func addIndex() async throws {
-        let moto = try await MotoServer.shared()
+        // A moto of its own: behind the shared one's queue a CreateTable can time out, be resent
+        // and find its own table ("already exists").
+        let moto = try await MotoServer.start()
+        defer { moto.stop() }
         let home = try temporaryFolder()
         defer { try? FileManager.default.removeItem(at: home) }
         let table = "noindex-\(UUID().uuidString.prefix(8).lowercased())"
