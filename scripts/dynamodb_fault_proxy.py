@@ -7,11 +7,16 @@ Listens on 127.0.0.1:PORT and forwards `POST /` to UPSTREAM_URL, injecting the f
 DynamoDB client meets, chosen by the mode (set with `POST /_proxy/mode`):
 
   forward   every request is forwarded, every answer returned (the default);
-  drop      every Nth write (PutItem, DeleteItem, UpdateItem, TransactWriteItems, BatchWriteItem,
-            by X-Amz-Target) is forwarded, then its answer is lost: the connection is reset
-            (RST) without a response. The write happened; the caller never hears;
-  fail      every Nth write is forwarded, then answered 500 InternalServerError instead of
-            the upstream's answer (the write happened, the caller is told it failed);
+  drop      one write in N (PutItem, DeleteItem, UpdateItem, TransactWriteItems, BatchWriteItem,
+            by X-Amz-Target), drawn at random, is forwarded, then its answer is lost: the
+            connection is reset (RST) without a response. The write happened; the caller never
+            hears;
+  fail      one write in N, drawn at random, is forwarded, then answered 500
+            InternalServerError instead of the upstream's answer (the write happened, the
+            caller is told it failed).
+            Drawn, not counted: with a strict "every Nth", callers that retry in lockstep can
+            make the same caller's resends land on the Nth slot every time, a starvation no
+            real network produces, which exhausts any retry budget;
   throttle  a share of all requests (10 % by default) is answered 400
             ProvisionedThroughputExceededException or ThrottlingException without forwarding.
 
@@ -126,7 +131,7 @@ class Faults:
                 return "throttle" if self.random.random() < self.rate else "forward"
             if self.mode in ("drop", "fail") and target in WRITES:
                 self.writes += 1
-                if self.writes % self.every == 0:
+                if self.random.random() < 1.0 / self.every:
                     return self.mode
             return "forward"
 

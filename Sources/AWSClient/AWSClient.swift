@@ -103,7 +103,9 @@ public final class AWSClient: Sendable {
                     )
                 } catch var error as AWSServiceError {
                     error.answerLost = answerLost
-                    guard error.isRetryable, let delay = budget.nextRetryDelay(attempt: attempt, base: retryPolicy.base(throttled: error.isThrottling), cap: retryPolicy.cap) else {
+                    guard error.isRetryable else { throw error }
+                    guard let delay = budget.nextRetryDelay(attempt: attempt, base: retryPolicy.base(throttled: error.isThrottling), cap: retryPolicy.cap) else {
+                        giveUp(target: target, attempt: attempt, budget: budget, reason: error.type)
                         throw error
                     }
                     answerLost = answerLost || !error.isThrottling
@@ -111,11 +113,26 @@ public final class AWSClient: Sendable {
                 } catch var error as AWSTransportError {
                     answerLost = true
                     error.answerLost = true
-                    guard let delay = budget.nextRetryDelay(attempt: attempt, base: retryPolicy.base, cap: retryPolicy.cap) else { throw error }
+                    guard let delay = budget.nextRetryDelay(attempt: attempt, base: retryPolicy.base, cap: retryPolicy.cap) else {
+                        giveUp(target: target, attempt: attempt, budget: budget, reason: error.message)
+                        throw error
+                    }
                     try await backOff(delay, attempt: attempt, reason: error.message, target: target)
                 }
             }
         }
+    }
+
+    /// A retryable failure with no retry left in the request's budget: said once, with what was
+    /// spent, so that an operator can tell a budget too small from a service that is down.
+    private func giveUp(target: String, attempt: Int, budget: RetryBudget, reason: String) {
+        logger.warning(
+            "AWS call failed and the request's retry budget is spent",
+            metadata: [
+                "target": "\(target)", "attempts": "\(attempt)", "retriesTakenByRequest": "\(budget.retries)",
+                "maxRetries": "\(budget.maxRetries)", "timeLeft": "\(budget.remaining)", "reason": "\(reason)",
+            ]
+        )
     }
 
     private func backOff(_ delay: Duration, attempt: Int, reason: String, target: String) async throws {

@@ -17,10 +17,12 @@ public final class FaultProxy: Sendable {
     public enum Mode: Sendable, Equatable {
         /// Forward every call and return every answer.
         case forward
-        /// Forward every `every`-th write (PutItem, DeleteItem, UpdateItem, TransactWriteItems,
-        /// BatchWriteItem), then reset the connection without an answer.
+        /// Forward one write in `every` (PutItem, DeleteItem, UpdateItem, TransactWriteItems,
+        /// BatchWriteItem), drawn at random from a seeded generator, then reset the connection
+        /// without an answer. (Drawn, not counted: a strict every-Nth can starve one caller
+        /// whose resends keep landing on the Nth slot.)
         case dropAnswer(every: Int)
-        /// Forward every `every`-th write, then answer `500 InternalServerError` instead.
+        /// Forward one write in `every`, drawn at random, then answer `500 InternalServerError` instead.
         case failAnswer(every: Int)
         /// Answer a share of all calls `400 ProvisionedThroughputExceededException` or
         /// `ThrottlingException` without forwarding them.
