@@ -1,8 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Foundation
 
 /// A fault-injecting proxy between a DynamoDB client and moto (`scripts/dynamodb_fault_proxy.py`),
@@ -58,56 +53,25 @@ public final class FaultProxy: Sendable {
     }
 
     /// The port the proxy listens on.
-    public let port: Int
+    public var port: Int { server.port }
     /// The proxy's URL, to use as the DynamoDB endpoint.
-    public var endpoint: String { "http://127.0.0.1:\(port)" }
-    private let process: Process
-
-    /// The proxy script, found from this source file's place in the repository.
-    public static let scriptPath: String = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("scripts/dynamodb_fault_proxy.py").path
+    public var endpoint: String { server.endpoint }
+    private let server: ScriptServer
 
     /// Starts a proxy in front of `upstream` (moto's endpoint), forwarding everything at first.
     /// - Throws: ``UnavailableInThisEnvironment`` when python3 or the script is missing, or the
     ///   proxy does not start.
     public static func start(upstream: String) async throws -> FaultProxy {
-        guard FileManager.default.fileExists(atPath: scriptPath) else {
-            throw UnavailableInThisEnvironment(description: "the fault proxy script is missing at \(scriptPath)")
-        }
-        let port = try MotoServer.freePort()
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", scriptPath, String(port), upstream]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let proxy = FaultProxy(port: port, process: process)
-        let deadline = ContinuousClock.now + .seconds(15)
-        while !MotoServer.canConnect(port: port) {
-            guard process.isRunning, ContinuousClock.now < deadline else {
-                proxy.stop()
-                throw UnavailableInThisEnvironment(description: "the fault proxy (python3 \(scriptPath)) did not start on 127.0.0.1:\(port)")
-            }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        return proxy
+        FaultProxy(server: try await ScriptServer.start(script: "dynamodb_fault_proxy.py", arguments: [upstream], within: .seconds(15)))
     }
 
-    private init(port: Int, process: Process) {
-        self.port = port
-        self.process = process
+    private init(server: ScriptServer) {
+        self.server = server
     }
 
-    deinit {
-        stop()
-    }
-
-    /// Stops the proxy (SIGKILL: it holds no state worth a clean exit).
+    /// Stops the proxy.
     public func stop() {
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-        }
+        server.stop()
     }
 
     /// Sets the mode; the write count for "every N-th write" starts again from zero.

@@ -1,8 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import AsyncHTTPClient
 import Foundation
 import NIOCore
@@ -12,47 +7,22 @@ import OnboardTestSupport
 /// credential endpoint, and a service answering `ExpiredTokenException` once. One per test, so
 /// its counts are the test's own; it ends with the test process at the latest.
 final class MetadataStandIn: Sendable {
-    let port: Int
-    private let process: Process
-    var endpoint: String { "http://127.0.0.1:\(port)" }
+    private let server: ScriptServer
+    var port: Int { server.port }
+    var endpoint: String { server.endpoint }
     /// The container endpoint's URL (any path under `/container/`).
     var containerURL: String { endpoint + "/container/v1/credentials" }
-
-    static let scriptPath: String = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("scripts/aws_metadata_standin.py").path
 
     /// - Parameters:
     ///   - containerToken: the `Authorization` value the container endpoint requires (`nil`: none).
     ///   - expiresIn: seconds from each fetch to the credentials' `Expiration`.
     static func start(containerToken: String? = nil, expiresIn: Int = 3600) async throws -> MetadataStandIn {
-        try Requirements.check(.python3)
-        let port = try MotoServer.freePort()
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", scriptPath, String(port), "--expires-in", String(expiresIn)]
-            + (containerToken.map { ["--container-token", $0] } ?? [])
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let standIn = MetadataStandIn(port: port, process: process)
-        let deadline = ContinuousClock.now + .seconds(20)
-        while !MotoServer.canConnect(port: port) {
-            guard process.isRunning, ContinuousClock.now < deadline else {
-                throw UnavailableInThisEnvironment(description: "the metadata stand-in did not start on 127.0.0.1:\(port)")
-            }
-            try await Task.sleep(for: .milliseconds(30))
-        }
-        return standIn
+        let arguments = ["--expires-in", String(expiresIn)] + (containerToken.map { ["--container-token", $0] } ?? [])
+        return MetadataStandIn(server: try await ScriptServer.start(script: "aws_metadata_standin.py", arguments: arguments))
     }
 
-    private init(port: Int, process: Process) {
-        self.port = port
-        self.process = process
-    }
-
-    deinit {
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    private init(server: ScriptServer) {
+        self.server = server
     }
 
     struct Log: Decodable {

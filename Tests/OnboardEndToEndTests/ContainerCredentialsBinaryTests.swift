@@ -1,8 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import AsyncHTTPClient
 import Foundation
 import OnboardTestSupport
@@ -12,25 +7,6 @@ import Testing
 /// Identity), served by `scripts/aws_metadata_standin.py`: the case that did not start before.
 @Suite("The onboard binary with container credentials", .requires(.moto))
 struct ContainerCredentialsBinaryTests {
-    /// Starts the stand-in on a free port; it ends with the test process at the latest.
-    func startStandIn(token: String) async throws -> (endpoint: String, process: Process) {
-        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("scripts/aws_metadata_standin.py").path
-        let port = try MotoServer.freePort()
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", script, String(port), "--container-token", token]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let deadline = ContinuousClock.now + .seconds(20)
-        while !MotoServer.canConnect(port: port) {
-            guard process.isRunning, ContinuousClock.now < deadline else { throw UnavailableInThisEnvironment(description: "the metadata stand-in did not start") }
-            try await Task.sleep(for: .milliseconds(30))
-        }
-        return ("http://127.0.0.1:\(port)", process)
-    }
-
     func containerFetches(_ endpoint: String) async throws -> Int {
         let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: endpoint + "/_log"), timeout: .seconds(10))
         let body = try await response.body.collect(upTo: 1 << 20)
@@ -41,8 +17,8 @@ struct ContainerCredentialsBinaryTests {
     @Test("serve --store dynamodb starts and onboards with AWS_CONTAINER_CREDENTIALS_FULL_URI only; a refused token is one line")
     func containerOnly() async throws {
         let moto = try await MotoServer.shared()
-        let standIn = try await startStandIn(token: "pod-identity-secret")
-        defer { kill(standIn.process.processIdentifier, SIGKILL) }
+        let standIn = try await ScriptServer.start(script: "aws_metadata_standin.py", arguments: ["--container-token", "pod-identity-secret"])
+        defer { standIn.stop() }
         let home = try temporaryFolder()
         defer { try? FileManager.default.removeItem(at: home) }
         let table = "creds-\(UUID().uuidString.prefix(8).lowercased())"
