@@ -22,14 +22,8 @@ extension DynamoDBTenantStore {
             ExpressionAttributeNames: builder.namesOrNil, ExpressionAttributeValues: builder.valuesOrNil,
             ReturnValuesOnConditionCheckFailure: "ALL_OLD"
         )
-        try await translate(key) {
-            do {
-                _ = try await dynamoDB.updateItem(input)
-            } catch let error as DynamoDBError where error.code == .conditionalCheckFailed && error.answerLost {
-                // An earlier attempt whose answer was lost was applied if the item carries this
-                // write's token: then this update is done.
-                guard case .s(token)? = error.oldItem?[Self.writeTokenAttribute] else { throw error }
-            }
+        try await writeRecognising(key, token: token) {
+            _ = try await dynamoDB.updateItem(input)
         }
     }
 }

@@ -73,17 +73,22 @@ public struct DynamoDBTenantStore: TenantStore {
         var builder = ExpressionBuilder()
         let expression = condition?.expression(&builder)
         let token = Self.newWriteToken()
+        try await writeRecognising(item.key, token: token) {
+            try await dynamoDB.putItem(PutItemInput(
+                TableName: table, Item: Self.itemToWrite(item, token: token), ConditionExpression: expression,
+                ExpressionAttributeNames: builder.namesOrNil, ExpressionAttributeValues: builder.valuesOrNil,
+                ReturnValuesOnConditionCheckFailure: expression == nil ? nil : "ALL_OLD"
+            ))
+        }
+    }
+
+    /// Runs one write of an item carrying `token`. When its condition fails after an attempt
+    /// whose answer was lost, and the item as it was carries `token`, that attempt was applied:
+    /// the write is done. (Puts and updates; a delete recognises the item being gone instead.)
+    func writeRecognising(_ key: ItemKey, token: String, _ body: () async throws -> Void) async throws {
         do {
-            try await translateRecognisable(item.key) {
-                try await dynamoDB.putItem(PutItemInput(
-                    TableName: table, Item: Self.itemToWrite(item, token: token), ConditionExpression: expression,
-                    ExpressionAttributeNames: builder.namesOrNil, ExpressionAttributeValues: builder.valuesOrNil,
-                    ReturnValuesOnConditionCheckFailure: expression == nil ? nil : "ALL_OLD"
-                ))
-            }
+            try await translateRecognisable(key, body)
         } catch let failure as RecognisableFailure {
-            // The condition failed after an attempt whose answer was lost: if the item now
-            // carries this write's token, that attempt was applied and this write is done.
             guard failure.answerLost, case .s(token)? = failure.oldItem?[Self.writeTokenAttribute] else { throw failure.error }
         }
     }
