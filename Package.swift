@@ -130,10 +130,31 @@ let package = Package(
             resources: [.embedInCode("Resources/openapi.yaml")],
             swiftSettings: swiftSettings
         ),
+        // The one wiring: settings, the opened store, `buildApplication` and its background
+        // services; `serve`, the Lambda entry and the HTTP tests all build the application here.
+        .target(
+            name: "OnboardingApp",
+            dependencies: [
+                "OnboardingCore",
+                "OnboardingHTTP",
+                "OnboardingSQLite",
+                "OnboardingDynamoDB",
+                "AWSClient",
+                "SigV4",
+                "LambdaRuntime",
+                "RequestBudget",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // The executable: argument parsing, configuration and wiring only.
         .executableTarget(
             name: "onboard",
             dependencies: [
+                "OnboardingApp",
                 "OnboardingCore",
                 "OnboardingSQLite",
                 "OnboardingDynamoDB",
@@ -172,6 +193,7 @@ let package = Package(
         .testTarget(
             name: "OnboardingHTTPTests",
             dependencies: [
+                "OnboardingApp",
                 "OnboardingCore",
                 "OnboardingSQLite",
                 "OnboardingDynamoDB",
@@ -218,6 +240,7 @@ let package = Package(
         .testTarget(
             name: "LambdaRuntimeTests",
             dependencies: [
+                "OnboardingApp",
                 "LambdaRuntime",
                 "OnboardingCore",
                 "OnboardingHTTP",

@@ -6,24 +6,24 @@ import OnboardingSQLite
 import SigV4
 
 /// A store opened from the settings, what to print about it, and how to close it.
-struct OpenedStore: Sendable {
-    let store: any TenantStore
+public struct OpenedStore: Sendable {
+    public let store: any TenantStore
     /// One line for the terminal: where the data lives.
-    let summary: String
+    public let summary: String
     /// Set for DynamoDB: the client, to create tables with.
-    let dynamoDB: DynamoDB?
+    public let dynamoDB: DynamoDB?
     /// The DynamoDB table (for SQLite, the configured name, unused).
-    let table: String
+    public let table: String
     /// The logger the store was opened with.
-    let logger: Logger
+    public let logger: Logger
     private let closeAction: @Sendable () async -> Void
 
-    func close() async { await closeAction() }
+    public func close() async { await closeAction() }
 
     /// Opens the configured store.
     /// - Parameter checkTable: for DynamoDB, verify the table exists (one DescribeTable call).
     /// - Throws: ``ConfigurationError`` with a one-line explanation.
-    static func open(
+    public static func open(
         _ configuration: StoreConfiguration, logger: Logger, environment: AWSEnvironment = AWSEnvironment(), checkTable: Bool = true
     ) async throws -> OpenedStore {
         switch configuration.kind {
@@ -73,7 +73,7 @@ struct OpenedStore: Sendable {
     /// credentials stop the start with one line naming where they were looked for. Static keys
     /// (environment, files) need no network; the other sources make their first request now and
     /// are refreshed before they expire.
-    static func dynamoDBClient(_ configuration: StoreConfiguration, environment: AWSEnvironment, logger: Logger) async throws -> DynamoDB {
+    public static func dynamoDBClient(_ configuration: StoreConfiguration, environment: AWSEnvironment, logger: Logger) async throws -> DynamoDB {
         let region: String
         let provider: CachingCredentialProvider
         do {

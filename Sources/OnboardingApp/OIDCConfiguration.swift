@@ -1,18 +1,17 @@
-import ArgumentParser
 import Foundation
 import Logging
 import OnboardingHTTP
 
 extension Setting {
-    static let oidcIssuer = Setting(key: "oidc_issuer", isSecret: false)
-    static let oidcJWKSURL = Setting(key: "oidc_jwks_url", isSecret: false)
-    static let oidcClientIDs = Setting(key: "oidc_client_ids", isSecret: false)
-    static let oidcTenantClaim = Setting(key: "oidc_tenant_claim", isSecret: false)
-    static let oidcAdminGroupClaim = Setting(key: "oidc_admin_group_claim", isSecret: false)
-    static let oidcAdminGroup = Setting(key: "oidc_admin_group", isSecret: false)
-    static let oidcTokenUse = Setting(key: "oidc_token_use", isSecret: false)
+    public static let oidcIssuer = Setting(key: "oidc_issuer", isSecret: false)
+    public static let oidcJWKSURL = Setting(key: "oidc_jwks_url", isSecret: false)
+    public static let oidcClientIDs = Setting(key: "oidc_client_ids", isSecret: false)
+    public static let oidcTenantClaim = Setting(key: "oidc_tenant_claim", isSecret: false)
+    public static let oidcAdminGroupClaim = Setting(key: "oidc_admin_group_claim", isSecret: false)
+    public static let oidcAdminGroup = Setting(key: "oidc_admin_group", isSecret: false)
+    public static let oidcTokenUse = Setting(key: "oidc_token_use", isSecret: false)
 
-    static let oidc: [Setting] = [
+    public static let oidc: [Setting] = [
         .oidcIssuer, .oidcJWKSURL, .oidcClientIDs, .oidcTenantClaim, .oidcAdminGroupClaim, .oidcAdminGroup, .oidcTokenUse,
     ]
 }
@@ -22,13 +21,15 @@ extension Setting {
 /// The claim names apply also to claims an API Gateway Cognito authorizer verified (Lambda), so
 /// they can be set without an issuer; the issuer's own settings (JWKS URL, client ids, token
 /// use) cannot.
-struct OIDCConfiguration: Sendable {
+public struct OIDCConfiguration: Sendable {
     /// How verified claims make a principal (JWTs and API Gateway authorizer claims alike).
-    var claims = ClaimMapping()
+    public var claims = ClaimMapping()
     /// The JWT verifier's settings; `nil` when no issuer is configured.
-    var verifier: JWTVerifier.Configuration?
+    public var verifier: JWTVerifier.Configuration?
 
-    static func resolve(_ settings: SettingsReader) throws(ConfigurationError) -> OIDCConfiguration {
+    public init() {}
+
+    public static func resolve(_ settings: SettingsReader) throws(ConfigurationError) -> OIDCConfiguration {
         var configuration = OIDCConfiguration()
         if let (claim, source) = settings.read(.oidcTenantClaim) {
             configuration.claims.tenantClaim = try name(claim, source: source, what: "a claim name")
@@ -109,52 +110,14 @@ struct OIDCConfiguration: Sendable {
     }
 
     /// The verifiers OIDC adds: a ``JWTVerifier`` when an issuer is configured.
-    func verifiers(logger: Logger) -> [any CredentialVerifier] {
+    public func verifiers(logger: Logger) -> [any CredentialVerifier] {
         verifier.map { [JWTVerifier(configuration: $0, logger: logger)] } ?? []
     }
 
     /// The line `serve` prints at start.
-    var summary: String {
+    public var summary: String {
         guard let verifier else { return "oidc: off (--oidc-issuer / ONBOARD_OIDC_ISSUER turns it on)" }
         let uses = verifier.tokenUses.map { $0.map(\.rawValue).sorted().joined(separator: ",") } ?? "any"
         return "oidc: issuer \(verifier.issuer), JWKS \(verifier.jwksURL), clients \(verifier.clientIDs.sorted().joined(separator: ",")), token_use \(uses)"
-    }
-}
-
-/// `serve`'s OIDC options (each also an `ONBOARD_OIDC_*` variable).
-struct OIDCOptions: ParsableArguments {
-    @Option(help: ArgumentHelp(
-        "OIDC issuer whose JWTs are accepted, e.g. https://cognito-idp.<region>.amazonaws.com/<poolId> (ONBOARD_OIDC_ISSUER; default: OIDC off).",
-        valueName: "url"
-    ))
-    var oidcIssuer: String?
-
-    @Option(help: ArgumentHelp("The issuer's JWKS (ONBOARD_OIDC_JWKS_URL; default <issuer>/.well-known/jwks.json).", valueName: "url"))
-    var oidcJwksUrl: String?
-
-    @Option(help: ArgumentHelp(
-        "App client ids tokens must be issued to: the ID token's aud, the access token's client_id (ONBOARD_OIDC_CLIENT_IDS; required with an issuer).",
-        valueName: "id,id"
-    ))
-    var oidcClientIds: String?
-
-    @Option(help: ArgumentHelp("Claim holding the tenant id (ONBOARD_OIDC_TENANT_CLAIM; default custom:tenantId).", valueName: "claim"))
-    var oidcTenantClaim: String?
-
-    @Option(help: ArgumentHelp("Claim listing the user's groups (ONBOARD_OIDC_ADMIN_GROUP_CLAIM; default cognito:groups).", valueName: "claim"))
-    var oidcAdminGroupClaim: String?
-
-    @Option(help: ArgumentHelp("Group whose members are the admin (ONBOARD_OIDC_ADMIN_GROUP; default admin).", valueName: "group"))
-    var oidcAdminGroup: String?
-
-    @Option(help: ArgumentHelp("Accepted token_use: id, access, id,access or any (ONBOARD_OIDC_TOKEN_USE; default id,access).", valueName: "uses"))
-    var oidcTokenUse: String?
-
-    var flags: [String: String] {
-        [
-            Setting.oidcIssuer.key: oidcIssuer, Setting.oidcJWKSURL.key: oidcJwksUrl, Setting.oidcClientIDs.key: oidcClientIds,
-            Setting.oidcTenantClaim.key: oidcTenantClaim, Setting.oidcAdminGroupClaim.key: oidcAdminGroupClaim,
-            Setting.oidcAdminGroup.key: oidcAdminGroup, Setting.oidcTokenUse.key: oidcTokenUse,
-        ].compactMapValues { $0 }
     }
 }

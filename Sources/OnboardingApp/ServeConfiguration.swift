@@ -4,44 +4,49 @@ import Logging
 import OnboardingHTTP
 
 /// One setting: its configuration key, its flag and its environment variable.
-struct Setting: Sendable {
+public struct Setting: Sendable {
     /// The key under `onboard.` (`host` → `onboard.host`, read from `ONBOARD_HOST`).
-    let key: String
-    let isSecret: Bool
+    public let key: String
+    public let isSecret: Bool
 
-    var flag: String { "--" + key.replacingOccurrences(of: "_", with: "-") }
-    var environmentVariable: String { "ONBOARD_" + key.uppercased() }
+    public init(key: String, isSecret: Bool) {
+        self.key = key
+        self.isSecret = isSecret
+    }
+
+    public var flag: String { "--" + key.replacingOccurrences(of: "_", with: "-") }
+    public var environmentVariable: String { "ONBOARD_" + key.uppercased() }
     var configKey: ConfigKey { ConfigKey(["onboard", key]) }
 
-    static let host = Setting(key: "host", isSecret: false)
-    static let port = Setting(key: "port", isSecret: false)
-    static let database = Setting(key: "database", isSecret: false)
-    static let adminToken = Setting(key: "admin_token", isSecret: true)
-    static let logLevel = Setting(key: "log_level", isSecret: false)
-    static let store = Setting(key: "store", isSecret: false)
-    static let table = Setting(key: "table", isSecret: false)
-    static let dynamoDBEndpoint = Setting(key: "dynamodb_endpoint", isSecret: false)
-    static let region = Setting(key: "region", isSecret: false)
-    static let onboarding = Setting(key: "onboarding", isSecret: false)
-    static let rateLimits = Setting(key: "rate_limits", isSecret: false)
-    static let rateLimit = Setting(key: "rate_limit", isSecret: false)
-    static let anonymousRateLimit = Setting(key: "anonymous_rate_limit", isSecret: false)
-    static let onboardRateLimit = Setting(key: "onboard_rate_limit", isSecret: false)
-    static let trustedProxies = Setting(key: "trusted_proxies", isSecret: false)
-    static let requestDeadline = Setting(key: "request_deadline", isSecret: false)
+    public static let host = Setting(key: "host", isSecret: false)
+    public static let port = Setting(key: "port", isSecret: false)
+    public static let database = Setting(key: "database", isSecret: false)
+    public static let adminToken = Setting(key: "admin_token", isSecret: true)
+    public static let logLevel = Setting(key: "log_level", isSecret: false)
+    public static let store = Setting(key: "store", isSecret: false)
+    public static let table = Setting(key: "table", isSecret: false)
+    public static let dynamoDBEndpoint = Setting(key: "dynamodb_endpoint", isSecret: false)
+    public static let region = Setting(key: "region", isSecret: false)
+    public static let onboarding = Setting(key: "onboarding", isSecret: false)
+    public static let rateLimits = Setting(key: "rate_limits", isSecret: false)
+    public static let rateLimit = Setting(key: "rate_limit", isSecret: false)
+    public static let anonymousRateLimit = Setting(key: "anonymous_rate_limit", isSecret: false)
+    public static let onboardRateLimit = Setting(key: "onboard_rate_limit", isSecret: false)
+    public static let trustedProxies = Setting(key: "trusted_proxies", isSecret: false)
+    public static let requestDeadline = Setting(key: "request_deadline", isSecret: false)
 
-    static let all: [Setting] = [
+    public static let all: [Setting] = [
         .host, .port, .database, .adminToken, .logLevel, .store, .table, .dynamoDBEndpoint, .region,
         .onboarding, .rateLimits, .rateLimit, .anonymousRateLimit, .onboardRateLimit, .trustedProxies, .requestDeadline,
     ] + oidc
 }
 
 /// Reads settings: flag, then environment variable, then (the caller's) default.
-struct SettingsReader {
-    let flags: [String: String]
+public struct SettingsReader {
+    public let flags: [String: String]
     private let reader: ConfigReader
 
-    init(flags: [String: String], environment: [String: String]) {
+    public init(flags: [String: String], environment: [String: String]) {
         self.flags = flags
         var values: [AbsoluteConfigKey: ConfigValue] = [:]
         for setting in Setting.all {
@@ -59,28 +64,30 @@ struct SettingsReader {
     }
 
     /// The value and where it came from (the flag or the variable), for error messages.
-    func read(_ setting: Setting) -> (value: String, source: String)? {
+    public func read(_ setting: Setting) -> (value: String, source: String)? {
         guard let value = reader.string(forKey: setting.configKey, isSecret: setting.isSecret) else { return nil }
         return (value, flags[setting.key] != nil ? setting.flag : setting.environmentVariable)
     }
 }
 
 /// Which store, and where: `sqlite` (a file) or `dynamodb` (a table, an endpoint, a region).
-struct StoreConfiguration: Sendable {
-    enum Kind: String, Sendable {
+public struct StoreConfiguration: Sendable {
+    public enum Kind: String, Sendable {
         case sqlite
         case dynamodb
     }
 
-    var kind: Kind = .sqlite
-    var databasePath = "onboarding.sqlite"
-    var table = "onboard-tenants"
+    public var kind: Kind = .sqlite
+    public var databasePath = "onboarding.sqlite"
+    public var table = "onboard-tenants"
     /// `nil`: `AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL`, or DynamoDB's public endpoint.
-    var dynamoDBEndpoint: String?
+    public var dynamoDBEndpoint: String?
     /// `nil`: `AWS_REGION`, `AWS_DEFAULT_REGION`, or the profile's region.
-    var region: String?
+    public var region: String?
 
-    static func resolve(_ settings: SettingsReader) throws(ConfigurationError) -> StoreConfiguration {
+    public init() {}
+
+    public static func resolve(_ settings: SettingsReader) throws(ConfigurationError) -> StoreConfiguration {
         var configuration = StoreConfiguration()
         if let (kind, source) = settings.read(.store) {
             guard let parsed = Kind(rawValue: kind.lowercased()) else {
@@ -123,29 +130,35 @@ struct StoreConfiguration: Sendable {
 }
 
 /// A setting with a value that cannot be used; the message is the one line `onboard` prints.
-struct ConfigurationError: Error, CustomStringConvertible {
-    let description: String
+public struct ConfigurationError: Error, CustomStringConvertible {
+    public let description: String
+
+    public init(description: String) {
+        self.description = description
+    }
 }
 
 /// The settings of `onboard serve`, resolved in one place: flag, then environment variable
 /// (`ONBOARD_*`), then default. Invalid values are rejected here, before anything starts.
-struct ServeConfiguration: Sendable {
-    var host = "127.0.0.1"
-    var port = 8080
-    var adminToken: String?
-    var logLevel: Logger.Level = .info
-    var store = StoreConfiguration()
-    var onboarding: OnboardingAccess = .open
+public struct ServeConfiguration: Sendable {
+    public var host = "127.0.0.1"
+    public var port = 8080
+    public var adminToken: String?
+    public var logLevel: Logger.Level = .info
+    public var store = StoreConfiguration()
+    public var onboarding: OnboardingAccess = .open
     /// `nil`: rate limits off.
-    var rateLimits: RateLimitPolicy? = RateLimitPolicy()
-    var oidc = OIDCConfiguration()
+    public var rateLimits: RateLimitPolicy? = RateLimitPolicy()
+    public var oidc = OIDCConfiguration()
     /// How long a request's store calls may take, retries included, before it is answered 503.
-    var requestDeadline: Duration = .seconds(10)
+    public var requestDeadline: Duration = .seconds(10)
+
+    public init() {}
 
     /// - Parameters:
     ///   - flags: the values given on the command line, by setting key.
     ///   - environment: the process environment.
-    static func resolve(flags: [String: String], environment: [String: String]) throws(ConfigurationError) -> ServeConfiguration {
+    public static func resolve(flags: [String: String], environment: [String: String]) throws(ConfigurationError) -> ServeConfiguration {
         let settings = SettingsReader(flags: flags, environment: environment)
         var configuration = ServeConfiguration()
         if let (host, source) = settings.read(.host) {
@@ -196,7 +209,7 @@ struct ServeConfiguration: Sendable {
     }
 
     /// `10s`, `2500ms`, `1.5s` or plain seconds (`10`).
-    static func parseDuration(_ text: String) -> Duration? {
+    public static func parseDuration(_ text: String) -> Duration? {
         let trimmed = text.trimmingCharacters(in: .whitespaces).lowercased()
         if trimmed.hasSuffix("ms"), let milliseconds = Int(trimmed.dropLast(2)) { return .milliseconds(milliseconds) }
         let secondsText = trimmed.hasSuffix("s") ? String(trimmed.dropLast()) : trimmed
