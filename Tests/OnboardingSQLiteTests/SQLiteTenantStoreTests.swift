@@ -153,7 +153,7 @@ struct SQLiteMigrationTests {
         #expect(listed.map(\.key.tenantId) == ["0195f3c4-7a1e-7b2c-9d3e-4f5a6b7c8d9e"])
         #expect(listed.first?[ListIndex.keyAttribute] == .string("2025-01-02T03:04:05.678Z#0195f3c4-7a1e-7b2c-9d3e-4f5a6b7c8d9e"))
         let tenant = try Tenant(item: try #require(listed.first))
-        #expect(tenant.clientName.value == "Old Co")
+        #expect(tenant.clientName?.value == "Old Co")
         #expect(try await store.get(ItemKey(tenantId: "_system", resourceKey: "ADMIN_TOKEN#current"))?[ListIndex.shardAttribute] == nil)
     }
 }

@@ -79,7 +79,7 @@ public struct OnboardingService: Sendable {
         for _ in 0..<3 {
             let tenant = Tenant(
                 id: ids.newTenantID(), clientName: name, clientPhone: phone, status: .active,
-                createdAt: now, updatedAt: now, version: 1
+                createdAt: now, updatedAt: now, version: 1, apiKeyCount: 1
             )
             let (apiKey, keyWrites) = apiKeys.newKey(for: tenant.id, at: now)
             do {

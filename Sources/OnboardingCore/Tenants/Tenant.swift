@@ -1,6 +1,37 @@
 /// A tenant's life-cycle state, stored in `status`.
+///
+/// ```
+/// ACTIVE ⇄ SUSPENDED
+///   ╲        ╱
+///   OFFBOARDING → OFFBOARDED
+/// ```
 public enum TenantStatus: String, Sendable, Hashable, CaseIterable {
+    /// Onboarded and in use: its credentials work.
     case active = "ACTIVE"
+    /// Paused by the admin: its credentials get `403 tenant-suspended`; its data is untouched.
+    case suspended = "SUSPENDED"
+    /// Being removed: its items are deleted in batches; its credentials no longer work.
+    case offboarding = "OFFBOARDING"
+    /// Removed: only a tombstone (id, dates, no name or phone) remains.
+    case offboarded = "OFFBOARDED"
+
+    /// Whether a tenant in this state may move to `next`: ACTIVE⇄SUSPENDED,
+    /// ACTIVE/SUSPENDED → OFFBOARDING → OFFBOARDED; nothing else (not even to the same state).
+    public func canTransition(to next: TenantStatus) -> Bool {
+        switch (self, next) {
+        case (.active, .suspended), (.suspended, .active): true
+        case (.active, .offboarding), (.suspended, .offboarding): true
+        case (.offboarding, .offboarded): true
+        default: false
+        }
+    }
+
+    /// Whether the tenant's own credentials (API keys, JWTs) may act: only when ACTIVE.
+    public var acceptsTenantCredentials: Bool { self == .active }
+
+    /// Whether items may still be added to the tenant's partition (keys, resources): ACTIVE or
+    /// SUSPENDED (the admin still manages a suspended tenant); never once offboarding started.
+    public var acceptsNewItems: Bool { self == .active || self == .suspended }
 }
 
 /// The sort keys of the items in a tenant's partition and of the reserved partitions.
@@ -12,18 +43,34 @@ public enum ResourceKey {
 /// A tenant's profile: the item `TENANT#<tenantId>` in its partition.
 public struct Tenant: Sendable, Hashable {
     public var id: TenantID
-    public var clientName: ClientName
-    public var clientPhone: PhoneNumber
+    /// `nil` only on an ``TenantStatus/offboarded`` tombstone: offboarding erases it.
+    public var clientName: ClientName?
+    /// `nil` only on an ``TenantStatus/offboarded`` tombstone: offboarding erases it.
+    public var clientPhone: PhoneNumber?
     public var status: TenantStatus
     /// RFC 3339 UTC, see ``Timestamp``.
     public var createdAt: String
     public var updatedAt: String
-    /// Incremented on every change; writes are conditional on the version they read.
+    /// Incremented on every change of the profile or the state; writes are conditional on the
+    /// version they read (it is the tenant's `ETag`). Changes of ``apiKeyCount`` do not bump it.
     public var version: Int
+    /// Why the admin suspended the tenant (while ``TenantStatus/suspended``).
+    public var suspensionReason: String?
+    /// When the tenant was suspended (while ``TenantStatus/suspended``).
+    public var suspendedAt: String?
+    /// When offboarding started (``TenantStatus/offboarding`` and after).
+    public var offboardingStartedAt: String?
+    /// When offboarding finished (``TenantStatus/offboarded``).
+    public var offboardedAt: String?
+    /// How many live API keys the tenant holds, kept in the same transaction as each key's
+    /// creation and revocation; `nil` on tenants stored before the count existed.
+    public var apiKeyCount: Int?
 
     public init(
-        id: TenantID, clientName: ClientName, clientPhone: PhoneNumber, status: TenantStatus,
-        createdAt: String, updatedAt: String, version: Int
+        id: TenantID, clientName: ClientName?, clientPhone: PhoneNumber?, status: TenantStatus,
+        createdAt: String, updatedAt: String, version: Int,
+        suspensionReason: String? = nil, suspendedAt: String? = nil,
+        offboardingStartedAt: String? = nil, offboardedAt: String? = nil, apiKeyCount: Int? = nil
     ) {
         self.id = id
         self.clientName = clientName
@@ -32,6 +79,11 @@ public struct Tenant: Sendable, Hashable {
         self.createdAt = createdAt
         self.updatedAt = updatedAt
         self.version = version
+        self.suspensionReason = suspensionReason
+        self.suspendedAt = suspendedAt
+        self.offboardingStartedAt = offboardingStartedAt
+        self.offboardedAt = offboardedAt
+        self.apiKeyCount = apiKeyCount
     }
 
     /// The key of the profile item.
@@ -40,20 +92,27 @@ public struct Tenant: Sendable, Hashable {
     }
 
     /// The profile as a single-table item.
+    ///
+    /// Write it whole only when the tenant is created (or its tombstone replaces it); after that
+    /// change single attributes with `update`, so that concurrent changes of different
+    /// attributes (``apiKeyCount`` and the profile) cannot undo each other.
     public var item: Item {
-        Item(
-            key: Self.key(id),
-            attributes: [
-                Attribute.clientName: .string(clientName.value),
-                Attribute.clientPhone: .string(clientPhone.e164),
-                Attribute.status: .string(status.rawValue),
-                Attribute.createdAt: .string(createdAt),
-                Attribute.updatedAt: .string(updatedAt),
-                Attribute.version: .int(version),
-                ListIndex.shardAttribute: .string(Self.listShard(id)),
-                ListIndex.keyAttribute: .string(Self.listKey(createdAt: createdAt, id: id)),
-            ]
-        )
+        var attributes: [String: AttributeValue] = [
+            Attribute.status: .string(status.rawValue),
+            Attribute.createdAt: .string(createdAt),
+            Attribute.updatedAt: .string(updatedAt),
+            Attribute.version: .int(version),
+            ListIndex.shardAttribute: .string(Self.listShard(id)),
+            ListIndex.keyAttribute: .string(Self.listKey(createdAt: createdAt, id: id)),
+        ]
+        if let clientName { attributes[Attribute.clientName] = .string(clientName.value) }
+        if let clientPhone { attributes[Attribute.clientPhone] = .string(clientPhone.e164) }
+        if let suspensionReason { attributes[Attribute.suspensionReason] = .string(suspensionReason) }
+        if let suspendedAt { attributes[Attribute.suspendedAt] = .string(suspendedAt) }
+        if let offboardingStartedAt { attributes[Attribute.offboardingStartedAt] = .string(offboardingStartedAt) }
+        if let offboardedAt { attributes[Attribute.offboardedAt] = .string(offboardedAt) }
+        if let apiKeyCount { attributes[Attribute.apiKeyCount] = .int(apiKeyCount) }
+        return Item(key: Self.key(id), attributes: attributes)
     }
 
     /// The listing-index shard of a tenant: its id's last hex digit, which is random.
@@ -78,14 +137,23 @@ public struct Tenant: Sendable, Hashable {
         guard let version = item[Attribute.version]?.intValue else {
             throw .corruptItem(item.key, attribute: Attribute.version)
         }
+        // Name and phone are erased only from a tombstone; anywhere else their absence is damage.
+        let erased = status == .offboarded
+        let name = erased ? item[Attribute.clientName]?.stringValue : try string(Attribute.clientName)
+        let phone = erased ? item[Attribute.clientPhone]?.stringValue : try string(Attribute.clientPhone)
         self.init(
             id: id,
-            clientName: ClientName(stored: try string(Attribute.clientName)),
-            clientPhone: PhoneNumber(stored: try string(Attribute.clientPhone)),
+            clientName: name.map { ClientName(stored: $0) },
+            clientPhone: phone.map { PhoneNumber(stored: $0) },
             status: status,
             createdAt: try string(Attribute.createdAt),
             updatedAt: try string(Attribute.updatedAt),
-            version: version
+            version: version,
+            suspensionReason: item[Attribute.suspensionReason]?.stringValue,
+            suspendedAt: item[Attribute.suspendedAt]?.stringValue,
+            offboardingStartedAt: item[Attribute.offboardingStartedAt]?.stringValue,
+            offboardedAt: item[Attribute.offboardedAt]?.stringValue,
+            apiKeyCount: item[Attribute.apiKeyCount]?.intValue
         )
     }
 
@@ -97,5 +165,10 @@ public struct Tenant: Sendable, Hashable {
         public static let createdAt = "createdAt"
         public static let updatedAt = "updatedAt"
         public static let version = "version"
+        public static let suspensionReason = "suspensionReason"
+        public static let suspendedAt = "suspendedAt"
+        public static let offboardingStartedAt = "offboardingStartedAt"
+        public static let offboardedAt = "offboardedAt"
+        public static let apiKeyCount = "apiKeyCount"
     }
 }

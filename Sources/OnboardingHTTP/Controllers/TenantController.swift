@@ -42,7 +42,7 @@ struct TenantController: Sendable {
         let tenant = onboarded.tenant
         context.logger.debug(
             "tenant onboarded",
-            metadata: ["tenantId": .string(tenant.id.rawValue), "clientPhone": .string(tenant.clientPhone.masked)]
+            metadata: ["tenantId": .string(tenant.id.rawValue), "clientPhone": .string(tenant.clientPhone?.masked ?? "-")]
         )
         return JSONBody.response(
             .created,
@@ -75,15 +75,21 @@ struct TenantController: Sendable {
     static func location(_ id: TenantID) -> String { "/tenants/\(id.rawValue)" }
 
     /// The tenant as the API shows it (schema `Tenant` in openapi.yaml).
+    /// A tombstone (OFFBOARDED) has no name or phone; the other dates appear once they exist.
     static func representation(_ tenant: Tenant) -> [String: AttributeValue] {
-        [
+        var fields: [String: AttributeValue] = [
             "tenantId": .string(tenant.id.rawValue),
-            "clientName": .string(tenant.clientName.value),
-            "clientPhone": .string(tenant.clientPhone.e164),
             "status": .string(tenant.status.rawValue),
             "createdAt": .string(tenant.createdAt),
             "updatedAt": .string(tenant.updatedAt),
             "version": .int(tenant.version),
         ]
+        if let name = tenant.clientName { fields["clientName"] = .string(name.value) }
+        if let phone = tenant.clientPhone { fields["clientPhone"] = .string(phone.e164) }
+        if let reason = tenant.suspensionReason { fields["suspensionReason"] = .string(reason) }
+        if let at = tenant.suspendedAt { fields["suspendedAt"] = .string(at) }
+        if let at = tenant.offboardingStartedAt { fields["offboardingStartedAt"] = .string(at) }
+        if let at = tenant.offboardedAt { fields["offboardedAt"] = .string(at) }
+        return fields
     }
 }
