@@ -224,8 +224,9 @@ public struct ResourcePage: Sendable, Hashable {
 /// `<type>#<resourceId>` in the tenant's partition (the brief's "various data types").
 ///
 /// Every operation names the tenant whose partition it reads or writes; the HTTP layer takes that
-/// tenant from the authenticated principal. Writes are conditional on the tenant existing and on
-/// the entity tag the client saw (optimistic concurrency).
+/// tenant from the authenticated principal. Writes are conditional on the tenant existing and
+/// accepting new items (not offboarding: ``WriteCondition/tenantAcceptsNewItems``) and on the
+/// entity tag the client saw (optimistic concurrency).
 public struct TenantResources: Sendable {
     /// The largest document, in bytes of JSON.
     public static let maxDocumentBytes = 64 * 1024
@@ -279,8 +280,11 @@ public struct TenantResources: Sendable {
                 )
                 let condition: WriteCondition = current.map { .attributeEquals("etag", .string($0.etag)) } ?? .itemNotExists
                 do {
+                    // The tenant must accept new items: once its offboarding started, no write
+                    // lands in its partition (a condition on the check this transaction already
+                    // made for the tenant's existence, so it costs nothing more).
                     try await store.transact([
-                        .conditionCheck(Tenant.key(tenantId), condition: .itemExists),
+                        .conditionCheck(Tenant.key(tenantId), condition: .tenantAcceptsNewItems),
                         .put(resource.item(tenantId), condition: condition),
                     ])
                     return (resource, current == nil)
