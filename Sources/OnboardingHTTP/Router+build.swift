@@ -71,7 +71,8 @@ public func routeTable(_ dependencies: AppDependencies) -> [Route] {
     let tenants = TenantController(
         onboardingAccess: dependencies.onboardingAccess.access,
         onboarding: OnboardingService(store: dependencies.store, hasher: dependencies.hasher, ids: dependencies.ids, clock: dependencies.clock),
-        tenants: TenantService(store: dependencies.store)
+        tenants: TenantService(store: dependencies.store),
+        lifecycle: TenantLifecycle(store: dependencies.store, clock: dependencies.clock)
     )
     let keys = ApiKeyController(apiKeys: dependencies.apiKeys)
     let resources = ResourceController(resources: TenantResources(store: dependencies.store, clock: dependencies.clock))
@@ -82,7 +83,7 @@ public func routeTable(_ dependencies: AppDependencies) -> [Route] {
 /// The one router: the HTTP server and the tests (and later the Lambda function) serve it.
 ///
 /// Middleware, outermost first: request id → request log → problem+json → request budget →
-/// failed-credential limit → authentication → rate limits; then each route checks its ``Access`` before its
+/// failed-credential limit → authentication → rate limits → tenant status gate (suspended: 403); then each route checks its ``Access`` before its
 /// handler runs.
 public func buildRouter(_ dependencies: AppDependencies) -> Router<AppRequestContext> {
     let router = Router(context: AppRequestContext.self, options: [.autoGenerateHeadEndpoints])
@@ -97,6 +98,7 @@ public func buildRouter(_ dependencies: AppDependencies) -> Router<AppRequestCon
         claimMapping: dependencies.claimMapping
     ))
     if let limiter = dependencies.rateLimiter { router.add(middleware: RateLimitMiddleware(limiter: limiter)) }
+    router.add(middleware: TenantStatusGate(store: dependencies.store))
     for route in routes {
         router.on(RouterPath(route.routerPath), method: route.method) { request, context in
             try route.access.authorize(context.identity, parameters: context.parameters)

@@ -56,6 +56,11 @@ struct IsolationMatrixTests {
             row(.get, "/tenants/{tenantId}/resources/{type}/{resourceId}", own: 200, other: 404, none: 401, admin: 200),
             row(.put, "/tenants/{tenantId}/resources/{type}/{resourceId}", own: 200, other: 404, none: 401, admin: 200),
             row(.delete, "/tenants/{tenantId}/resources/{type}/{resourceId}", own: 204, other: 404, none: 401, admin: 204),
+            row(.patch, "/tenants/{tenantId}", own: 200, other: 404, none: 401, admin: 200),
+            // A is ACTIVE for the suspend cells, SUSPENDED for the reactivate cells (its own
+            // credentials then get 403 tenant-suspended rather than forbidden), ACTIVE again after.
+            row(.post, "/tenants/{tenantId}/suspend", own: 403, other: 403, none: 401, admin: 200),
+            row(.post, "/tenants/{tenantId}/reactivate", own: 403, other: 403, none: 401, admin: 200),
             row(.get, "/health", own: 200, other: 200, none: 200, admin: 200),
             row(.get, "/openapi.yaml", own: 200, other: 200, none: 200, admin: 200),
         ]
@@ -106,6 +111,10 @@ struct IsolationMatrixTests {
                     // Each cell starts from the same state: A's document exists (and a key to revoke).
                     let reset = try await api.call(.put, "/tenants/\(a)/resources/doc/same", token: TestServer.adminToken, json: #"{"owner": "alpha-marker-7f3a"}"#)
                     #expect(reset.status == 200 || reset.status == 201)
+                    if row.route == "/tenants/{tenantId}/reactivate" {
+                        let suspended = try await api.call(.post, "/tenants/\(a)/suspend", token: TestServer.adminToken, json: #"{"reason": "matrix"}"#)
+                        #expect(suspended.status == 200)
+                    }
                     var spareKey = "0000000000000000"
                     if row.route.contains("{keyId}") {
                         spareKey = try #require(try await api.call(.post, "/tenants/\(a)/api-keys", token: TestServer.adminToken)["keyId"])
@@ -130,6 +139,11 @@ struct IsolationMatrixTests {
                     if row.method == .put {
                         body = caller == .otherTenantKey || caller == .otherTenantJWT
                             ? #"{"owner": "overwritten-by-b"}"# : #"{"owner": "alpha-marker-7f3a"}"#
+                    } else if row.method == .patch {
+                        body = caller == .otherTenantKey || caller == .otherTenantJWT
+                            ? #"{"clientName": "overwritten-by-b"}"# : #"{"clientName": "Alpha Secret Holdings"}"#
+                    } else if row.route == "/tenants/{tenantId}/suspend" {
+                        body = #"{"reason": "matrix"}"#
                     } else if row.route == "/onboard" {
                         body = #"{"clientName": "Gamma", "clientPhone": "+14155550133"}"#
                     }
@@ -144,6 +158,15 @@ struct IsolationMatrixTests {
                         let cleanup = try await api.call(.delete, "/tenants/\(a)/api-keys/\(spareKey)", token: TestServer.adminToken)
                         #expect(cleanup.status == (response.status == 204 ? 404 : 204), "the key is revoked exactly when the answer says so")
                     }
+                    if row.route.hasSuffix("/suspend") || row.route.hasSuffix("/reactivate") {
+                        // Suspended exactly when the answer says so; then A is made ACTIVE for the next cell.
+                        let state = try await api.call(.get, "/tenants/\(a)", token: TestServer.adminToken)["status"]
+                        let suspendedNow = row.route.hasSuffix("/suspend") ? response.status == 200 : response.status != 200
+                        #expect(state == (suspendedNow ? "SUSPENDED" : "ACTIVE"), "\(row.method) \(row.route) as \(caller)")
+                        if state == "SUSPENDED" {
+                            #expect(try await api.call(.post, "/tenants/\(a)/reactivate", token: TestServer.adminToken).status == 200)
+                        }
+                    }
                     // What a caller that is not A (nor the admin) receives holds nothing of A's.
                     if caller != .ownKey && caller != .ownJWT && caller != .admin {
                         for marker in alphaMarkers {
@@ -156,6 +179,7 @@ struct IsolationMatrixTests {
             // B's attempts changed nothing of A's, and each tenant still sees only its own data.
             let docA = try await api.call(.get, "/tenants/\(a)/resources/doc/same", token: keyA)
             #expect(docA.json["data"] == .map(["owner": .string("alpha-marker-7f3a")]))
+            #expect(try await api.tenant(a)["clientName"] == "Alpha Secret Holdings", "B's PATCH changed nothing")
             let docB = try await api.call(.get, "/tenants/\(b)/resources/doc/same", token: keyB)
             #expect(docB.json["data"] == .map(["owner": .string("beta-marker-19c2")]))
             for path in ["/tenants/\(b)", "/tenants/\(b)/resources/doc", "/tenants/\(b)/resources/doc/same", "/tenants/\(b)/api-keys"] {

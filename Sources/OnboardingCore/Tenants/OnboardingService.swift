@@ -102,7 +102,8 @@ public struct TenantPage: Sendable, Hashable {
 
 /// Reads and manages existing tenants.
 public struct TenantService: Sendable {
-    private let store: any TenantStore
+    // Internal: the filtered listing (TenantLifecycle.swift) reads the index too.
+    let store: any TenantStore
 
     public init(store: any TenantStore) {
         self.store = store

@@ -8,21 +8,26 @@ struct TenantController: Sendable {
     let onboardingAccess: Access
     let onboarding: OnboardingService
     let tenants: TenantService
+    /// Profile changes, suspension, reactivation (TenantController+Lifecycle.swift).
+    let lifecycle: TenantLifecycle
 
     var routes: [Route] {
         [
             Route(.post, "/onboard", access: onboardingAccess, handler: onboard),
             Route(.get, "/tenants", access: .admin, handler: list),
             Route(.get, "/tenants/{tenantId}", access: .ownTenant, handler: tenant),
+            Route(.patch, "/tenants/{tenantId}", access: .ownTenant, handler: update),
+            Route(.post, "/tenants/{tenantId}/suspend", access: .admin, handler: suspend),
+            Route(.post, "/tenants/{tenantId}/reactivate", access: .admin, handler: reactivate),
         ]
     }
 
     /// The query parameters `GET /tenants` accepts.
-    static let listParameters: Set<String> = ["limit", "order", "cursor"]
+    static let listParameters: Set<String> = ["limit", "order", "cursor", "status"]
 
     @Sendable func list(_ request: Request, context: AppRequestContext) async throws -> Response {
         let query = try ListingQuery(
-            request, accepts: Self.listParameters, maxPageSize: TenantService.maxPageSize, usage: "GET /tenants takes limit, order and cursor"
+            request, accepts: Self.listParameters, maxPageSize: TenantService.maxPageSize, usage: "GET /tenants takes limit, order, cursor and status"
         )
         let newestFirst: Bool
         switch query.parameters["order"] {
@@ -30,7 +35,14 @@ struct TenantController: Sendable {
         case "oldest"?: newestFirst = false
         default: throw Problem.badRequest("order must be 'newest' or 'oldest'")
         }
-        let page = try await tenants.tenants(limit: query.limit, cursor: query.cursor, newestFirst: newestFirst)
+        var status: TenantStatus?
+        if let text = query.parameters["status"] {
+            guard let parsed = TenantStatus(rawValue: String(text)) else {
+                throw Problem.badRequest("status must be one of \(TenantStatus.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            status = parsed
+        }
+        let page = try await tenants.tenants(limit: query.limit, cursor: query.cursor, newestFirst: newestFirst, status: status)
         var body: [String: AttributeValue] = ["tenants": .list(page.tenants.map { .map(Self.representation($0)) })]
         if let next = page.nextCursor { body["nextCursor"] = .string(next) }
         return JSONBody.response(.ok, body)
@@ -68,8 +80,7 @@ struct TenantController: Sendable {
 
     @Sendable func tenant(_ request: Request, context: AppRequestContext) async throws -> Response {
         let id = try Self.tenantID(context)
-        let tenant = try await tenants.tenant(id)
-        return JSONBody.response(.ok, Self.representation(tenant))
+        return Self.tenantResponse(try await tenants.tenant(id))
     }
 
     static func location(_ id: TenantID) -> String { "/tenants/\(id.rawValue)" }

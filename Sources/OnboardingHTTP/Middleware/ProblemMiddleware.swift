@@ -44,6 +44,8 @@ public struct ProblemMiddleware: RouterMiddleware {
             return Problem(.badRequest, code: "invalid-resource-path", title: "Invalid resource type or id", detail: error.message)
         case let error as OnboardingError where error.code == .preconditionFailed:
             return Problem(.preconditionFailed, code: "precondition-failed", title: "Precondition failed", detail: error.message)
+        case let error as OnboardingError where error.code == .invalidTransition:
+            return Problem(.conflict, code: "invalid-transition", title: "Invalid state transition", detail: error.message)
         case let error as OnboardingError where error.code == .conflict:
             return Problem(.conflict, code: "conflict", title: "Conflict", detail: error.message)
         case let error as OnboardingError where error.code == .invalidCursor:
