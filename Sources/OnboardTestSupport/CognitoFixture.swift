@@ -225,23 +225,19 @@ public struct CognitoFixture: Sendable {
         try Requirements.check(.moto)
         return try privateJWK.withLock { cached in
             if let cached { return cached }
-            let probe = Process()
-            probe.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            probe.arguments = [
-                "python3", "-c",
-                "import json; from moto.utilities.utils import load_resource; "
-                    + "print(json.dumps(load_resource('moto.cognitoidp.models', 'resources/jwks-private.json')))",
-            ]
-            let output = Pipe()
-            probe.standardOutput = output
-            probe.standardError = FileHandle.nullDevice
-            try probe.run()
-            let data = output.fileHandleForReading.readDataToEndOfFile()
-            probe.waitUntilExit()
-            guard probe.terminationStatus == 0 else {
+            let probe = try ChildProcess.run(
+                executable: "/usr/bin/env",
+                arguments: [
+                    "python3", "-c",
+                    "import json; from moto.utilities.utils import load_resource; "
+                        + "print(json.dumps(load_resource('moto.cognitoidp.models', 'resources/jwks-private.json')))",
+                ],
+                standardError: .null
+            )
+            guard probe.status.isSuccess else {
                 throw UnavailableInThisEnvironment(description: "cannot read moto's Cognito signing key (is moto installed?)")
             }
-            let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            let text = probe.outputText.trimmingCharacters(in: .whitespacesAndNewlines)
             cached = text
             return text
         }

@@ -21,7 +21,7 @@ public struct UnavailableInThisEnvironment: Error, CustomStringConvertible {
 public final class MotoServer: Sendable {
     public let port: Int
     public var endpoint: String { "http://127.0.0.1:\(port)" }
-    private let process: Process
+    private let process: ChildProcess
 
     /// The server shared by a test process (the default configuration, no authentication).
     /// - Throws: ``UnavailableInThisEnvironment`` when moto is not installed.
@@ -36,8 +36,6 @@ public final class MotoServer: Sendable {
     public static func start(environment: [String: String] = [:]) async throws -> MotoServer {
         try Requirements.check(.moto)
         let port = try freePort()
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         // A watchdog thread ends moto when the test process is gone (its parent changes). Not
         // PR_SET_PDEATHSIG: that fires when the spawning *thread* exits, and Swift's worker
         // threads come and go during a run.
@@ -85,19 +83,18 @@ public final class MotoServer: Sendable {
                     return list(app(environ, start_response))
             run_simple("127.0.0.1", int(sys.argv[1]), serialised, threaded=True)
             """
-        process.arguments = ["python3", "-c", launcher, String(port)]
         var variables = ProcessInfo.processInfo.environment
         variables.merge(environment) { $1 }
-        process.environment = variables
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        let process = try ChildProcess.start(
+            executable: "/usr/bin/env", arguments: ["python3", "-c", launcher, String(port)], environment: variables,
+            standardOutput: .null, standardError: .null
+        )
         let server = MotoServer(port: port, process: process)
         try await server.waitUntilReady()
         return server
     }
 
-    private init(port: Int, process: Process) {
+    private init(port: Int, process: ChildProcess) {
         self.port = port
         self.process = process
     }
@@ -109,16 +106,14 @@ public final class MotoServer: Sendable {
     /// Stops the server: SIGKILL, as its state is in memory only (moto's SIGTERM handling can
     /// leave the server running, and a wait for it would hang the test process).
     public func stop() {
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-        }
+        process.kill()
     }
 
     private func waitUntilReady() async throws {
         let deadline = ContinuousClock.now + .seconds(30)
         while ContinuousClock.now < deadline {
             guard process.isRunning else {
-                throw UnavailableInThisEnvironment(description: "moto exited at start (status \(process.terminationStatus))")
+                throw UnavailableInThisEnvironment(description: "moto exited at start (\(process.exitStatus.map { "\($0)" } ?? "status unknown"))")
             }
             if Self.canConnect(port: port) { return }
             try await Task.sleep(for: .milliseconds(50))

@@ -89,18 +89,8 @@ public enum Requirements {
     private static let probed = Mutex<[Requirement: Bool]>([:])
 
     private static func runProbe(_ statement: String) -> Bool {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", statement]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        do {
-            try process.run()
-            process.waitUntilExit()
-            return process.terminationStatus == 0
-        } catch {
-            return false
-        }
+        let probe = try? ChildProcess.run(executable: "/usr/bin/env", arguments: ["python3", "-c", statement], standardError: .null)
+        return probe?.status.isSuccess ?? false
     }
 }
 

@@ -12,7 +12,7 @@ public final class ScriptServer: Sendable {
     public let port: Int
     /// `http://127.0.0.1:<port>`.
     public var endpoint: String { "http://127.0.0.1:\(port)" }
-    private let process: Process
+    private let process: ChildProcess
 
     /// The path of `scripts/<name>` in this repository.
     public static func scriptPath(_ name: String) -> String {
@@ -31,12 +31,10 @@ public final class ScriptServer: Sendable {
             throw UnavailableInThisEnvironment(description: "the script \(path) is missing")
         }
         let port = try MotoServer.freePort()
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", path, String(port)] + arguments
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        let process = try ChildProcess.start(
+            executable: "/usr/bin/env", arguments: ["python3", path, String(port)] + arguments,
+            standardOutput: .null, standardError: .null
+        )
         let server = ScriptServer(port: port, process: process)
         let deadline = ContinuousClock.now + timeout
         while !MotoServer.canConnect(port: port) {
@@ -49,7 +47,7 @@ public final class ScriptServer: Sendable {
         return server
     }
 
-    private init(port: Int, process: Process) {
+    private init(port: Int, process: ChildProcess) {
         self.port = port
         self.process = process
     }
@@ -60,6 +58,6 @@ public final class ScriptServer: Sendable {
 
     /// Ends the script (SIGKILL: it keeps no state worth a clean exit).
     public func stop() {
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.kill()
     }
 }

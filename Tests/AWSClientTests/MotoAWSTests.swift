@@ -26,17 +26,9 @@ func createIAMUser(on moto: MotoServer) throws -> AWSCredentials {
         key = iam.create_access_key(UserName="onboard")["AccessKey"]
         print(key["AccessKeyId"], key["SecretAccessKey"])
         """
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["python3", "-c", script, moto.endpoint]
-    let output = Pipe()
-    process.standardOutput = output
-    process.standardError = FileHandle.nullDevice
-    try process.run()
-    let data = output.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    let words = String(decoding: data, as: UTF8.self).split(separator: " ").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
-    guard process.terminationStatus == 0, words.count == 2 else {
+    let setup = try ChildProcess.run(executable: "/usr/bin/env", arguments: ["python3", "-c", script, moto.endpoint], standardError: .null)
+    let words = setup.outputText.split(separator: " ").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+    guard setup.status.isSuccess, words.count == 2 else {
         throw UnavailableInThisEnvironment(description: "boto3 could not create an IAM user on moto")
     }
     return AWSCredentials(accessKeyId: words[0], secretAccessKey: words[1])

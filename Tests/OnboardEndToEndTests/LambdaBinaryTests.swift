@@ -24,20 +24,21 @@ func lambdaEvent(_ name: String) throws -> [String: Any] {
 final class RuntimeAPIEmulator: Sendable {
     let port: Int
     let results: URL
-    let process: Process
+    let process: ChildProcess
 
     init(events: [Any], folder: URL, arguments extra: [String] = []) throws {
         port = try MotoServer.freePort()
         let eventsFile = folder.appendingPathComponent("events.json")
         try JSONSerialization.data(withJSONObject: events).write(to: eventsFile)
         results = folder.appendingPathComponent("results.json")
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [
-            "python3", repositoryRoot.appendingPathComponent("scripts/lambda_runtime_api.py").path,
-            "--port", String(port), "--events", eventsFile.path, "--results", results.path,
-        ] + extra
-        try process.run()
+        process = try ChildProcess.start(
+            executable: "/usr/bin/env",
+            arguments: [
+                "python3", repositoryRoot.appendingPathComponent("scripts/lambda_runtime_api.py").path,
+                "--port", String(port), "--events", eventsFile.path, "--results", results.path,
+            ] + extra,
+            standardOutput: .inherit, standardError: .inherit
+        )
     }
 
     /// Waits until the emulator accepts connections.
@@ -156,17 +157,10 @@ struct LambdaBinaryTests {
 
 /// Runs a command to its end; its status and what it printed (stdout and stderr together).
 func runToEnd(_ arguments: [String], in folder: URL? = nil) throws -> (status: Int32, output: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = arguments
-    if let folder { process.currentDirectoryURL = folder }
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = pipe
-    try process.run()
-    let output = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+    let command = try ChildProcess.run(
+        executable: "/usr/bin/env", arguments: arguments, workingDirectory: folder?.path, standardError: .standardOutput
+    )
+    return (command.status.terminationStatus, command.outputText)
 }
 
 func isOnPath(_ tool: String) -> Bool { (try? runToEnd(["sh", "-c", "command -v \(tool)"]).status) == 0 }

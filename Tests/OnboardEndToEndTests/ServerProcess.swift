@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import OnboardTestSupport
 import OnboardingCore
 import Synchronization
 import Testing
@@ -24,12 +25,12 @@ struct ProcessError: Error, CustomStringConvertible {
     let description: String
 }
 
-/// Collects what a child process writes to one of its pipes.
+/// Collects what a child process writes to one of its pipes (the read end).
 final class OutputCollector: Sendable {
     private let buffer = Mutex(Data())
 
-    init(_ pipe: Pipe) {
-        pipe.fileHandleForReading.readabilityHandler = { [self] handle in
+    init(_ pipe: FileHandle?) {
+        pipe?.readabilityHandler = { [self] handle in
             let data = handle.availableData
             if data.isEmpty {
                 handle.readabilityHandler = nil
@@ -45,27 +46,23 @@ final class OutputCollector: Sendable {
 
 /// One run of the `onboard` binary.
 final class OnboardProcess: Sendable {
-    let process: Process
+    let process: ChildProcess
     let stdout: OutputCollector
     let stderr: OutputCollector
 
     /// - Parameter executable: the binary to run (default: the `onboard` built next to the tests).
     init(_ arguments: [String], executable: String? = nil, environment: [String: String] = [:]) throws {
-        let process = Process()
-        process.executableURL = try executable.map { URL(fileURLWithPath: $0) } ?? onboardBinary()
-        process.arguments = arguments
         // Only what the test sets, so ONBOARD_* variables of the developer's shell cannot leak in.
         // Instance metadata off unless a test sets it: a binary that finds no credentials would
         // otherwise ask 169.254.169.254, and tests may reach nothing but 127.0.0.1.
-        process.environment = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin", "AWS_EC2_METADATA_DISABLED": "true"]
-            .merging(environment) { $1 }
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        stdout = OutputCollector(out)
-        stderr = OutputCollector(err)
-        try process.run()
+        let process = try ChildProcess.start(
+            executable: try executable ?? onboardBinary().path, arguments: arguments,
+            environment: ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin", "AWS_EC2_METADATA_DISABLED": "true"]
+                .merging(environment) { $1 },
+            standardOutput: .pipe, standardError: .pipe
+        )
+        stdout = OutputCollector(process.standardOutput)
+        stderr = OutputCollector(process.standardError)
         self.process = process
     }
 
@@ -81,7 +78,7 @@ final class OnboardProcess: Sendable {
         }
         // Let the pipe handlers drain the last bytes.
         try await Task.sleep(for: .milliseconds(100))
-        return process.terminationStatus
+        return process.exitStatus?.terminationStatus ?? -1
     }
 
     /// Waits for the line `listening on http://HOST:PORT` and returns that URL.
@@ -92,7 +89,7 @@ final class OnboardProcess: Sendable {
                 return String(line.dropFirst("listening on ".count))
             }
             guard process.isRunning else {
-                throw ProcessError(description: "onboard exited with \(process.terminationStatus): \(stderr.text)")
+                throw ProcessError(description: "onboard exited with \(process.exitStatus?.terminationStatus ?? -1): \(stderr.text)")
             }
             try await Task.sleep(for: .milliseconds(20))
         }
@@ -101,7 +98,7 @@ final class OnboardProcess: Sendable {
 
     /// A crash: SIGKILL, no chance to flush or close anything.
     func kill() async throws {
-        if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }
+        process.kill()
         _ = try await waitForExit()
     }
 

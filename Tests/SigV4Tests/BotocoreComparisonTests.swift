@@ -74,20 +74,12 @@ struct BotocoreComparisonTests {
     static func botocoreOutput(_ cases: [SigningCase]) throws -> Data {
         try Requirements.check(.botocore)
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Resources/botocore_sign.py")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", script.path]
-        let input = Pipe()
-        let output = Pipe()
-        process.standardInput = input
-        process.standardOutput = output
-        try process.run()
-        input.fileHandleForWriting.write(try JSONSerialization.data(withJSONObject: cases.map(\.json)))
-        try input.fileHandleForWriting.close()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw SigV4Error(message: "botocore_sign.py failed") }
-        return data
+        let botocore = try ChildProcess.run(
+            executable: "/usr/bin/env", arguments: ["python3", script.path],
+            input: Array(try JSONSerialization.data(withJSONObject: cases.map(\.json))), standardError: .inherit
+        )
+        guard botocore.status.isSuccess else { throw SigV4Error(message: "botocore_sign.py failed") }
+        return Data(botocore.output)
     }
 
     @Test("500 generated requests: every signature equals botocore's", .requires(.botocore))
