@@ -92,3 +92,11 @@ public struct OpenedStore: Sendable {
         return DynamoDB(client: AWSClient(credentialProvider: provider, region: region, logger: logger), endpoint: endpoint)
     }
 }
+
+extension OpenedStore {
+    /// A store the caller opened and closes (the tests' SQLite file or table on moto); ``close()``
+    /// leaves it open.
+    public init(existing store: any TenantStore, summary: String = "store: supplied by the caller", logger: Logger) {
+        self.init(store: store, summary: summary, dynamoDB: nil, table: StoreConfiguration().table, logger: logger, closeAction: {})
+    }
+}

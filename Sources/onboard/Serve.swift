@@ -57,31 +57,18 @@ struct Serve: AsyncParsableCommand {
         }
         let level = configuration.logLevel
         LoggingSystem.bootstrap { label in LineLogHandler.standardOutput(label: label, level: level) }
-        let logger = Logger(label: "onboard")
 
-        let opened: OpenedStore
-        let admin: (credential: AdminCredential, generatedToken: String?)
+        var app: OnboardApplication
         do {
-            opened = try await OpenedStore.open(configuration.store, logger: logger)
+            app = try await buildApplication(configuration)
         } catch {
             throw Console.fail("\(error)", exitCode: .failure)
         }
-        let store = opened.store
-        do {
-            admin = try await AdminTokenRecord.prepare(store: store, configuredToken: configuration.adminToken)
-        } catch {
-            await opened.close()
-            throw Console.fail("\(error)", exitCode: .failure)
-        }
-        let verifier: any CredentialVerifier =
-            configuration.adminToken != nil
-            ? AdminTokenVerifier(credential: admin.credential)
-            : StoredAdminTokenVerifier(store: store, credential: admin.credential)
 
         Console.line("onboard \(OnboardVersion.current)")
-        Console.line(opened.summary)
+        Console.line(app.storeSummary)
         Console.line(configuration.oidc.summary)
-        if let token = admin.generatedToken {
+        if let token = app.generatedAdminToken {
             Console.line("admin token: \(token)")
             Console.line("  (generated now and shown only this once; the store keeps only its SHA-256 hash. `onboard admin-token rotate` issues a new one.)")
         } else if configuration.adminToken != nil {
@@ -89,36 +76,22 @@ struct Serve: AsyncParsableCommand {
         } else {
             Console.line("admin token: stored hashed in the store (lost it? `onboard admin-token rotate` with the same store options)")
         }
-
-        // API keys' lastUsedAt: noted by requests, written by this service, drained at shutdown.
-        let keyUsage = KeyUsageRecorder(store: store, logger: logger)
-        let router = buildRouter(AppDependencies(
-            store: store, verifiers: [verifier] + configuration.oidc.verifiers(logger: logger), onboardingAccess: configuration.onboarding,
-            rateLimiter: configuration.rateLimits.map { RateLimiter(policy: $0) }, claimMapping: configuration.oidc.claims,
-            keyUsage: keyUsage,
-            requestDeadline: configuration.requestDeadline
-        ))
         Console.line("onboarding: \(configuration.onboarding == .open ? "open (anyone may POST /onboard)" : "admin only")")
         Console.line("rate limits: \(configuration.rateLimits.map(Self.describe) ?? "off")")
         let host = configuration.host
         let started = Atomic(false)
-        let app = Application(
-            router: router,
-            configuration: ApplicationConfiguration(address: .hostname(host, port: configuration.port), serverName: "onboard"),
-            // Shut down after the server (services stop in reverse order), so the last requests' uses are written.
-            services: [keyUsage],
-            onServerRunning: { channel in
-                started.store(true, ordering: .relaxed)
-                let port = channel.localAddress?.port ?? 0
-                Console.line("listening on http://\(host.contains(":") ? "[\(host)]" : host):\(port)")
-            },
-            logger: logger
-        )
+        app.whenServerRunning = { channel in
+            started.store(true, ordering: .relaxed)
+            let port = channel.localAddress?.port ?? 0
+            Console.line("listening on http://\(host.contains(":") ? "[\(host)]" : host):\(port)")
+        }
+        // One service group: the background services, then the server; on SIGTERM/SIGINT the
+        // server stops first, so key usage is drained after the last request was answered.
         do {
             try await app.runService()
-            await opened.close()
+            await app.close()
         } catch {
-            await opened.close()
+            await app.close()
             let message = started.load(ordering: .relaxed) ? "the server stopped: \(error)" : "cannot listen on \(host):\(configuration.port): \(error)"
             throw Console.fail(message, exitCode: .failure)
         }

@@ -7,6 +7,7 @@ import InMemoryLogging
 import Logging
 import NIOCore
 import OnboardTestSupport
+import OnboardingApp
 import OnboardingCore
 import OnboardingDynamoDB
 import OnboardingHTTP
@@ -121,17 +122,20 @@ struct TestFixture: Sendable {
     let port: Int
     /// The server's JWT verifier, when it was started with one (`TestServer.run(oidc:)`).
     let jwtVerifier: JWTVerifier?
+    /// The application under test, as `buildApplication` made it.
+    let application: OnboardApplication?
     private let countItems: @Sendable () async throws -> Int
 
     init(
         store: any TenantStore, sqlitePath: String?, logs: InMemoryLogHandler, port: Int, jwtVerifier: JWTVerifier? = nil,
-        countItems: @escaping @Sendable () async throws -> Int
+        application: OnboardApplication? = nil, countItems: @escaping @Sendable () async throws -> Int
     ) {
         self.store = store
         self.sqlitePath = sqlitePath
         self.logs = logs
         self.port = port
         self.jwtVerifier = jwtVerifier
+        self.application = application
         self.countItems = countItems
     }
 
@@ -184,7 +188,8 @@ extension Trait where Self == ConditionTrait {
     }
 }
 
-/// Runs the real router on a real HTTP server on 127.0.0.1 (Hummingbird's `.live` testing), on
+/// Runs the application `serve` runs (``buildApplication(_:runtime:overrides:)``: router, verifiers,
+/// limits, background services) on a real HTTP server on 127.0.0.1 (Hummingbird's `.live` testing), on
 /// a real store: a SQLite file in a fresh temporary folder, or a fresh DynamoDB table on moto.
 enum TestServer {
     static let adminToken = "test-admin-token-0123456789abcdef"
@@ -196,7 +201,7 @@ enum TestServer {
     ///   - jwtVerifier: a verifier of the test's own instead (other settings, a test clock).
     static func run<Value: Sendable>(
         logLevel: Logger.Level = .debug,
-        wrapStore: @Sendable (any TenantStore) -> any TenantStore = { $0 },
+        wrapStore: @escaping @Sendable (any TenantStore) -> any TenantStore = { $0 },
         onboardingAccess: OnboardingAccess = .open,
         rateLimits: RateLimitPolicy? = nil,
         oidc: CognitoFixture? = nil,
@@ -211,27 +216,26 @@ enum TestServer {
         let handler = logs
         let logger = Logger(label: "onboard-test", factory: { _ in handler })
         let jwt = jwtVerifier ?? oidc.map { JWTVerifier(configuration: $0.verifierConfiguration(), logger: logger) }
-        let served = wrapStore(store)
-        // API keys' lastUsedAt, written as `serve` writes it (a short interval, for the tests' sake).
-        let keyUsage = KeyUsageRecorder(store: served, configuration: .init(flushInterval: .milliseconds(50)), logger: logger)
-        let router = buildRouter(AppDependencies(
-            store: served,
-            verifiers: [AdminTokenVerifier(credential: AdminCredential(token: adminToken))] + (jwt.map { [$0] } ?? []),
-            onboardingAccess: onboardingAccess,
-            rateLimiter: rateLimits.map { RateLimiter(policy: $0) },
-            claimMapping: jwt?.configuration.claims ?? ClaimMapping(),
-            keyUsage: keyUsage
+        // The application `serve` runs, from the same `buildApplication`, on this test's store and logs.
+        var configuration = ServeConfiguration()
+        configuration.host = "127.0.0.1"
+        configuration.port = 0
+        configuration.adminToken = adminToken
+        configuration.onboarding = onboardingAccess
+        configuration.rateLimits = rateLimits
+        let app = try await buildApplication(configuration, overrides: AppOverrides(
+            store: store, wrapStore: wrapStore, logger: logger, jwtVerifier: jwt,
+            // API keys' lastUsedAt, written as `serve` writes it (a short interval, for the tests' sake).
+            keyUsage: .init(flushInterval: .milliseconds(50))
         ))
-        let app = Application(
-            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)), services: [keyUsage], logger: logger
-        )
         let secrets = SecretLedger()
         secrets.record(adminToken)
         let value = try await app.test(.live) { client in
             try await body(
                 APIClient(client: client, secrets: secrets),
                 TestFixture(
-                    store: store, sqlitePath: sqlitePath, logs: handler, port: client.port ?? 0, jwtVerifier: jwt, countItems: countItems
+                    store: store, sqlitePath: sqlitePath, logs: handler, port: client.port ?? 0, jwtVerifier: jwt, application: app,
+                    countItems: countItems
                 )
             )
         }

@@ -1,0 +1,190 @@
+import Hummingbird
+import Logging
+import NIOCore
+import OnboardingCore
+import OnboardingHTTP
+import ServiceLifecycle
+
+/// Where the application runs; only start-up differs.
+public enum AppRuntime: Sendable {
+    /// `onboard serve` (and the HTTP tests): checks that the DynamoDB table exists and prepares
+    /// the admin token (on the very first start, generates one and stores its hash) before serving.
+    case server
+    /// The Lambda function: no network call at start-up. The table is not checked, and the stored
+    /// admin token's hash is read on the first request that presents a token.
+    case lambda
+}
+
+/// What ``buildApplication(_:runtime:overrides:)`` may be handed besides the settings: the seams
+/// the tests use. `serve` and the Lambda entry pass none. Each replaces one part; the rest is
+/// built exactly as for users. The admin token, rate limits and who may onboard are settings
+/// (``ServeConfiguration``), not overrides.
+public struct AppOverrides: Sendable {
+    /// A store already open (the tests' SQLite file or table on moto), used instead of opening
+    /// the configured one; the application does not close it.
+    public var store: (any TenantStore)?
+    /// Wraps the store every part of the application uses (fault injection).
+    public var wrapStore: @Sendable (any TenantStore) -> any TenantStore
+    /// The logger of the server, the requests and the background services (its handler is where
+    /// the logs go); `nil`: `Logger(label: "onboard")` through the process's `LoggingSystem`.
+    public var logger: Logger?
+    /// The wall clock (timestamps, `lastUsedAt`, UUIDv7 ids).
+    public var clock: (any WallClock)?
+    /// The tenant id generator.
+    public var ids: (any TenantIDGenerator)?
+    /// A JWT verifier used instead of the one the OIDC settings configure (a test clock, moto's
+    /// pool); its claim mapping applies to API Gateway authorizer claims too.
+    public var jwtVerifier: JWTVerifier?
+    /// How often the key-usage recorder writes (tests: a short interval).
+    public var keyUsage: KeyUsageRecorder.Configuration?
+
+    public init(
+        store: (any TenantStore)? = nil,
+        wrapStore: @escaping @Sendable (any TenantStore) -> any TenantStore = { $0 },
+        logger: Logger? = nil,
+        clock: (any WallClock)? = nil,
+        ids: (any TenantIDGenerator)? = nil,
+        jwtVerifier: JWTVerifier? = nil,
+        keyUsage: KeyUsageRecorder.Configuration? = nil
+    ) {
+        self.store = store
+        self.wrapStore = wrapStore
+        self.logger = logger
+        self.clock = clock
+        self.ids = ids
+        self.jwtVerifier = jwtVerifier
+        self.keyUsage = keyUsage
+    }
+}
+
+/// The one wiring of the application: `onboard serve`, the Lambda entry and the HTTP tests all
+/// build it here (the shape of Hummingbird's examples' `buildApplication`).
+///
+/// Opens the configured store (or takes ``AppOverrides/store``), prepares the admin credential,
+/// builds the verifiers, limits and the router (``buildRouter(_:)``), and lists the background
+/// services. The result runs as one swift-service-lifecycle service group (`runService()`:
+/// the background services, then the HTTP server; on graceful shutdown the server stops first),
+/// or inside Lambda through ``OnboardApplication/lambdaLoop(client:)``.
+///
+/// - Throws: ``ConfigurationError`` when the store cannot be opened; the store's error when the
+///   admin token cannot be prepared (the store is closed again).
+public func buildApplication(
+    _ configuration: ServeConfiguration, runtime: AppRuntime = .server, overrides: AppOverrides = AppOverrides()
+) async throws -> OnboardApplication {
+    let logger = overrides.logger ?? Logger(label: "onboard")
+    let opened =
+        if let store = overrides.store {
+            OpenedStore(existing: store, logger: logger)
+        } else {
+            try await OpenedStore.open(configuration.store, logger: logger, checkTable: runtime == .server)
+        }
+    let store = overrides.wrapStore(opened.store)
+    let clock = overrides.clock ?? SystemWallClock()
+
+    // The admin: a configured token; otherwise the stored hash, re-read every few seconds so a
+    // rotation reaches running servers (on a server prepared now, on Lambda on first use).
+    let adminVerifier: any CredentialVerifier
+    var generatedAdminToken: String?
+    if let token = configuration.adminToken {
+        adminVerifier = AdminTokenVerifier(credential: AdminCredential(token: token))
+    } else if runtime == .server {
+        do {
+            let admin = try await AdminTokenRecord.prepare(store: store, configuredToken: nil, clock: clock)
+            adminVerifier = StoredAdminTokenVerifier(store: store, credential: admin.credential)
+            generatedAdminToken = admin.generatedToken
+        } catch {
+            await opened.close()
+            throw error
+        }
+    } else {
+        adminVerifier = StoredAdminTokenVerifier(store: store, credential: nil)
+    }
+    let jwtVerifiers: [any CredentialVerifier] = overrides.jwtVerifier.map { [$0] } ?? configuration.oidc.verifiers(logger: logger)
+
+    // API keys' lastUsedAt: noted by requests, written by this service.
+    let keyUsage = KeyUsageRecorder(store: store, clock: clock, configuration: overrides.keyUsage ?? .init(), logger: logger)
+
+    let dependencies = AppDependencies(
+        store: store,
+        verifiers: [adminVerifier] + jwtVerifiers,
+        ids: overrides.ids ?? UUIDv7Generator(clock: clock),
+        clock: clock,
+        onboardingAccess: configuration.onboarding,
+        rateLimiter: configuration.rateLimits.map { RateLimiter(policy: $0) },
+        claimMapping: overrides.jwtVerifier?.configuration.claims ?? configuration.oidc.claims,
+        keyUsage: keyUsage,
+        requestDeadline: configuration.requestDeadline
+    )
+
+    // Every background service, in start order (they stop in reverse, after the HTTP server).
+    // A new one is one line here; it conforms to BackgroundService so Lambda runs its pending step.
+    let backgroundServices: [any BackgroundService] = [
+        keyUsage,
+    ]
+
+    return OnboardApplication(
+        router: buildRouter(dependencies),
+        dependencies: dependencies,
+        configuration: ApplicationConfiguration(address: .hostname(configuration.host, port: configuration.port), serverName: "onboard"),
+        logger: logger,
+        backgroundServices: backgroundServices,
+        storeSummary: opened.summary,
+        generatedAdminToken: generatedAdminToken,
+        closeStore: { await opened.close() }
+    )
+}
+
+/// The application ``buildApplication(_:runtime:overrides:)`` returns: the router's responder, the
+/// HTTP server's settings and the background services, run together as one service group by
+/// `runService()` (Hummingbird's `ApplicationProtocol`).
+public struct OnboardApplication: ApplicationProtocol {
+    public typealias Responder = RouterResponder<AppRequestContext>
+
+    public let responder: Responder
+    /// What the router was built from (the tests compare route tables).
+    public let dependencies: AppDependencies
+    /// Address and server name of the HTTP server.
+    public let configuration: ApplicationConfiguration
+    public let logger: Logger
+    /// The background services, in start order.
+    public let backgroundServices: [any BackgroundService]
+    /// One line about the store (`database: <path>`, `store: DynamoDB table …`).
+    public let storeSummary: String
+    /// The admin token generated on this first start (to print once); `nil` otherwise.
+    public let generatedAdminToken: String?
+    /// Called once the HTTP server listens (`serve` prints the address).
+    public var whenServerRunning: @Sendable (any Channel) async -> Void = { _ in }
+    private let closeStore: @Sendable () async -> Void
+
+    init(
+        router: Router<AppRequestContext>, dependencies: AppDependencies, configuration: ApplicationConfiguration, logger: Logger,
+        backgroundServices: [any BackgroundService], storeSummary: String, generatedAdminToken: String?,
+        closeStore: @escaping @Sendable () async -> Void
+    ) {
+        self.responder = router.buildResponder()
+        self.dependencies = dependencies
+        self.configuration = configuration
+        self.logger = logger
+        self.backgroundServices = backgroundServices
+        self.storeSummary = storeSummary
+        self.generatedAdminToken = generatedAdminToken
+        self.closeStore = closeStore
+    }
+
+    /// The route table the application serves.
+    public var routes: [Route] { routeTable(dependencies) }
+
+    /// Run beside the HTTP server in its service group.
+    public var services: [any Service] { backgroundServices }
+
+    public func onServerRunning(_ channel: any Channel) async { await whenServerRunning(channel) }
+
+    /// Each background service's pending step, in order (Lambda, between invocations).
+    public func runPending() async {
+        for service in backgroundServices { await service.runPending() }
+    }
+
+    /// Closes the store the application opened (a store passed in ``AppOverrides/store`` stays
+    /// open). Call it after the service group has finished.
+    public func close() async { await closeStore() }
+}
