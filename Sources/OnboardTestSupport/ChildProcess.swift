@@ -166,7 +166,7 @@ public final class ChildProcess: Sendable {
         var inputHandle: FileHandle?
         switch standardInput {
         case .null: try actions.open(STDIN_FILENO, "/dev/null", O_RDONLY)
-        case .inherit: break
+        case .inherit: try actions.inherit(STDIN_FILENO)
         case .pipe:
             let ends = try pipe()
             inputHandle = FileHandle(fileDescriptor: ends.write, closeOnDealloc: true)
@@ -178,7 +178,7 @@ public final class ChildProcess: Sendable {
             var handle: FileHandle?
             switch stream {
             case .null: try actions.open(target, "/dev/null", O_WRONLY)
-            case .inherit: break
+            case .inherit: try actions.inherit(target)
             case .file(let path): try actions.open(target, path, O_WRONLY | O_CREAT | O_APPEND)
             case .pipe:
                 let ends = try pipe()
@@ -439,6 +439,14 @@ private struct SpawnFileActions {
 
     mutating func dup2(_ fd: Int32, _ target: Int32) throws {
         try check(posix_spawn_file_actions_adddup2(&raw, fd, target), "dup2")
+    }
+
+    /// Keeps the test process's `fd` open in the child: nothing to do on Linux; macOS's
+    /// `POSIX_SPAWN_CLOEXEC_DEFAULT` closes every descriptor not named by an action.
+    mutating func inherit(_ fd: Int32) throws {
+        #if !os(Linux)
+        try check(posix_spawn_file_actions_addinherit_np(&raw, fd), "inherit")
+        #endif
     }
 
     /// Closes every descriptor from `lowest` up in the child. glibc 2.34+ has
