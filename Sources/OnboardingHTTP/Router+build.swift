@@ -23,6 +23,9 @@ public struct AppDependencies: Sendable {
     /// How long one request's store calls may take, retries included, before it is answered
     /// `503` (``RequestBudgetMiddleware``). Inside Lambda the invocation's deadline wins.
     public var requestDeadline: Duration
+    /// Finishes the offboardings `DELETE /tenants/{tenantId}` starts; `buildApplication` runs it
+    /// as a background service (by default one over ``store``).
+    public var offboarding: OffboardingWorker
 
     public init(
         store: any TenantStore,
@@ -35,7 +38,8 @@ public struct AppDependencies: Sendable {
         rateLimiter: RateLimiter? = RateLimiter(policy: RateLimitPolicy()),
         claimMapping: ClaimMapping = ClaimMapping(),
         keyUsage: KeyUsageRecorder? = nil,
-        requestDeadline: Duration = .seconds(10)
+        requestDeadline: Duration = .seconds(10),
+        offboarding: OffboardingWorker? = nil
     ) {
         self.store = store
         self.verifiers = verifiers
@@ -48,6 +52,7 @@ public struct AppDependencies: Sendable {
         self.claimMapping = claimMapping
         self.keyUsage = keyUsage
         self.requestDeadline = requestDeadline
+        self.offboarding = offboarding ?? OffboardingWorker(store: store, clock: clock)
     }
 
     var apiKeys: ApiKeys { ApiKeys(store: store, hasher: hasher, clock: clock) }
@@ -77,7 +82,8 @@ public func routeTable(_ dependencies: AppDependencies) -> [Route] {
     let keys = ApiKeyController(apiKeys: dependencies.apiKeys)
     let resources = ResourceController(resources: TenantResources(store: dependencies.store, clock: dependencies.clock))
     let system = SystemController(store: dependencies.store, version: dependencies.version)
-    return tenants.routes + keys.routes + resources.routes + system.routes
+    let offboarding = OffboardingController(worker: dependencies.offboarding)
+    return tenants.routes + offboarding.routes + keys.routes + resources.routes + system.routes
 }
 
 /// The one router: the HTTP server and the tests (and later the Lambda function) serve it.

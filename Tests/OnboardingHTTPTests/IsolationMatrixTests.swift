@@ -49,6 +49,8 @@ struct IsolationMatrixTests {
             row(.post, "/onboard", own: 201, other: 201, none: 201, admin: 201),
             row(.get, "/tenants", own: 403, other: 403, none: 401, admin: 200),
             row(.get, "/tenants/{tenantId}", own: 200, other: 404, none: 401, admin: 200),
+            // Offboarding cannot be undone: each cell offboards a tenant of its own (see below).
+            row(.delete, "/tenants/{tenantId}", own: 403, other: 403, none: 401, admin: 202),
             row(.post, "/tenants/{tenantId}/api-keys", own: 201, other: 404, none: 401, admin: 201),
             row(.get, "/tenants/{tenantId}/api-keys", own: 200, other: 404, none: 401, admin: 200),
             row(.delete, "/tenants/{tenantId}/api-keys/{keyId}", own: 204, other: 404, none: 401, admin: 204),
@@ -120,8 +122,13 @@ struct IsolationMatrixTests {
                         spareKey = try #require(try await api.call(.post, "/tenants/\(a)/api-keys", token: TestServer.adminToken)["keyId"])
                     }
 
+                    // DELETE /tenants/{tenantId} targets a fresh tenant: the admin's 202 offboards it.
+                    var target = a
+                    if row.method == .delete && row.route == "/tenants/{tenantId}" {
+                        target = try #require(try await api.onboard(#"{"clientName": "Disposable", "clientPhone": "+14155550144"}"#)["tenantId"])
+                    }
                     let path = row.route
-                        .replacingOccurrences(of: "{tenantId}", with: a)
+                        .replacingOccurrences(of: "{tenantId}", with: target)
                         .replacingOccurrences(of: "{keyId}", with: spareKey)
                         .replacingOccurrences(of: "{type}", with: "doc")
                         .replacingOccurrences(of: "{resourceId}", with: "same")

@@ -242,6 +242,17 @@ extension TransactWriteItemsInput: JSONWritable {
                 )
                 writer.endObject()
             }
+            if let update = item.Update {
+                writer.key("Update")
+                writer.beginObject()
+                writer.conditionalWrite(
+                    table: update.TableName, itemName: "Key", item: update.Key, condition: update.ConditionExpression,
+                    names: update.ExpressionAttributeNames, values: update.ExpressionAttributeValues,
+                    returnOnFailure: update.ReturnValuesOnConditionCheckFailure
+                )
+                writer.field("UpdateExpression", update.UpdateExpression)
+                writer.endObject()
+            }
             writer.endObject()
         }
         writer.endArray()
