@@ -120,6 +120,7 @@ public func buildApplication(
     // A new one is one line here; it conforms to BackgroundService so Lambda runs its pending step.
     let backgroundServices: [any BackgroundService] = [
         keyUsage,
+        dependencies.offboarding,
     ]
 
     return OnboardApplication(
