@@ -58,7 +58,12 @@ public struct IdempotencySweeper: Service {
     }
 
     public func run() async throws {
-        guard sweeping != nil else { return }
+        // Nothing to sweep (DynamoDB's TTL does it): wait for the shutdown all the same, since a
+        // service that returns early makes the service group stop the whole server.
+        guard sweeping != nil else {
+            try? await gracefulShutdown()
+            return
+        }
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             await runPending()
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
