@@ -21,7 +21,7 @@ struct RoutingAndAuthTests {
         (.delete, "/onboard", "POST"),
         (.put, "/onboard/", "POST"),
         (.post, "/health", "GET, HEAD"),
-        (.delete, "/tenants/0195f3c4-7a1e-7b2c-9d3e-4f5a6b7c8d9e", "GET, HEAD"),
+        (.put, "/tenants/0195f3c4-7a1e-7b2c-9d3e-4f5a6b7c8d9e", "GET, PATCH, DELETE, HEAD"),
         (.patch, "/openapi.yaml", "GET, HEAD"),
         (.trace, "/health", "GET, HEAD"),
         (HTTPRequest.Method("PURGE")!, "/onboard", "POST"),
