@@ -162,8 +162,8 @@ private struct HoldingStore: TenantStore {
     func checkHealth() async throws { try await base.checkHealth() }
 }
 
-/// Sweeps as the store it wraps does: the application's idempotency sweeper only runs on a
-/// sweeping store (and, as it stands, its service returning at once would end the server).
+/// Sweeps as the store it wraps does (the application's idempotency sweeper sweeps SQLite only),
+/// so the wrapper changes nothing but the batches.
 extension HoldingStore: IdempotencyRecordSweeping {
     func deleteExpiredIdempotencyRecords(now: Date, limit: Int) async throws -> Int {
         guard let sweeping = base as? any IdempotencyRecordSweeping else { return 0 }
