@@ -287,7 +287,7 @@ struct OperatorCLITests {
     }
 
     @Test(
-        "list --all with standard error on a terminal: the progress is drawn, then erased before the table",
+        "list --all and offboard with standard error on a terminal: the progress is drawn, then erased before the result",
         .enabled(if: Requirements.isCI || FileManager.default.isExecutableFile(atPath: "/usr/bin/script"), "util-linux `script` is not installed")
     )
     func progressOnTerminals() async throws {
@@ -301,6 +301,16 @@ struct OperatorCLITests {
         let terminal = scripted.stdout
         #expect(terminal.contains("\r\u{1B}[2Klisting tenants: 3 tenants\r\u{1B}[2K"), "\(terminal.debugDescription)")
         #expect(terminal.contains("Progress 2"))
+
+        // Offboarding: a bar with the total (the tenant's 3 API keys), ending at 100%.
+        let listed = try await onboardCLI(["tenants", "list", "--json"] + store)
+        let id = try #require(try listed.objects().first?["tenantId"]?.stringValue)
+        for _ in 0..<2 { #expect(try await onboardCLI(["keys", "create", id] + store).status == 0) }
+        let offboard = ([try onboardBinary().path, "tenants", "offboard", id] + store).map { "'\($0)'" }.joined(separator: " ")
+        let offboarded = try await onboardCLI(["-qec", offboard, "/dev/null"], executable: "/usr/bin/script")
+        #expect(offboarded.status == 0, "\(offboarded)")
+        #expect(offboarded.stdout.contains("offboarding \(id) [##############################] 100%  3/3 items deleted"), "\(offboarded.stdout.debugDescription)")
+        #expect(offboarded.stdout.contains("\r\u{1B}[2Koffboarded: 3 items deleted"), "\(offboarded.stdout.debugDescription)")
     }
 
     /// Every row's cells start where the header's column names start.
