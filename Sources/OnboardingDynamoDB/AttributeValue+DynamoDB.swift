@@ -66,6 +66,13 @@ extension WriteCondition {
         case .itemExists: "attribute_exists(\(builder.name(KeyAttribute.resourceKey)))"
         case .attributeEquals(let name, let value): "\(builder.name(name)) = \(builder.value(value.dynamoDB))"
         case .and(let lhs, let rhs): "(\(lhs.expression(&builder))) AND (\(rhs.expression(&builder)))"
+        case .or(let lhs, let rhs): "(\(lhs.expression(&builder))) OR (\(rhs.expression(&builder)))"
+        case .attributeNotExists(let name): "attribute_not_exists(\(builder.name(name)))"
+        case .attributeExists(let name): "attribute_exists(\(builder.name(name)))"
+        case .attributeLessThan(let name, let bound):
+            // `<` between different types is false in DynamoDB; the type check says so for
+            // stores that compare them anyway (moto: `true < 20` holds, `"1" < 20` fails with a 500).
+            "(attribute_type(\(builder.name(name)), \(builder.value(.s("N"))))) AND (\(builder.name(name)) < \(builder.value(.n(String(bound)))))"
         }
     }
 }

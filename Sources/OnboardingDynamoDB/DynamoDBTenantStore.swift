@@ -142,6 +142,16 @@ public struct DynamoDBTenantStore: TenantStore {
                     TableName: table, Key: key.dynamoDB, ConditionExpression: expression,
                     ExpressionAttributeNames: builder.namesOrNil, ExpressionAttributeValues: builder.valuesOrNil
                 ))
+            case .update(let key, let set, let add, let condition):
+                // An update carries the transaction's token too: found on its item, it proves
+                // the transaction was applied, as a put's does.
+                let updateExpression = Self.updateExpression(set: set, add: add, token: token, &builder)
+                let expression = condition?.expression(&builder)
+                return .update(.init(
+                    TableName: table, Key: key.dynamoDB, UpdateExpression: updateExpression, ConditionExpression: expression,
+                    ExpressionAttributeNames: builder.namesOrNil, ExpressionAttributeValues: builder.valuesOrNil,
+                    ReturnValuesOnConditionCheckFailure: expression == nil ? nil : "ALL_OLD"
+                ))
             }
         }
         // Transactions touching the same items at the same time cancel each other
@@ -172,15 +182,20 @@ public struct DynamoDBTenantStore: TenantStore {
     }
 
     /// Whether a transaction canceled on conditions after a lost answer is in fact the lost
-    /// attempt's own success: one of its puts is there carrying this transaction's token, or it
-    /// has no puts and every failed condition is a delete whose item is gone.
+    /// attempt's own success: one of its puts or updates whose condition failed is there carrying
+    /// this transaction's token, or every failed condition is a delete whose item is gone.
+    ///
+    /// An update whose condition still holds on the resend says nothing (reason `None`); a
+    /// transaction made only of such updates cannot be recognised here, which is why callers
+    /// pair a counter's update with a write whose condition the first attempt makes fail (the
+    /// key's put on `itemNotExists`, its delete on `itemExists`).
     static func wasApplied(_ writes: [TransactionWrite], token: String, reasons: [DynamoDBError.CancellationReason]) -> Bool {
         guard reasons.count == writes.count else { return false }
         var sawPut = false
         var deletesGone = true
         for (write, reason) in zip(writes, reasons) where reason.Code == "ConditionalCheckFailed" {
             switch write {
-            case .put:
+            case .put, .update:
                 if case .s(token)? = reason.Item?[writeTokenAttribute] { return true }
                 sawPut = true
             case .delete:

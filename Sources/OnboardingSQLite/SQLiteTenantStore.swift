@@ -85,15 +85,11 @@ public final class SQLiteTenantStore: TenantStore {
         let (attributes, condition) = try StoreRules.checkedUpdate(key, set: attributes, condition: condition)
         // Read, check and write in one transaction of the one writer: nothing comes between.
         try await write(needsSavepoint: false) { db in
-            guard var item = try Self.fetch(key, db), condition.isSatisfied(by: item) else {
+            guard let item = try Self.fetch(key, db), condition.isSatisfied(by: item) else {
                 throw StoreError.conditionFailed(key)
             }
-            for (name, value) in attributes {
-                // Replace the member with exactly these bytes (a subscript would keep an equivalent old name).
-                item.attributes.removeValue(forKey: name)
-                item.attributes[name] = value
-            }
-            try db.cachedStatement(sql: ItemTable.upsertSQL).execute(arguments: ItemTable.arguments(for: item))
+            let updated = try StoreRules.applying(set: attributes, add: [:], to: item)
+            try db.cachedStatement(sql: ItemTable.upsertSQL).execute(arguments: ItemTable.arguments(for: updated))
         }
     }
 
@@ -104,16 +100,18 @@ public final class SQLiteTenantStore: TenantStore {
             // (`put` on `itemNotExists`) lets the primary key decide, with no read first; the
             // savepoint undoes whatever was written when any condition fails, and no two writes
             // name the same item (StoreRules), so a write never changes another's condition.
+            // An update reads its item here (the read its condition needs anyway) and writes it
+            // back changed below: read, modify, write inside the one transaction.
             var reasons = [StoreError.CancellationReason](repeating: .none, count: writes.count)
+            var current: [Int: Item] = [:]
             for (index, write) in writes.enumerated() {
-                let condition: WriteCondition? =
-                    switch write {
-                    case .put(_, let condition), .delete(_, let condition): condition
-                    case .conditionCheck(_, let condition): condition
-                    }
-                if case .put = write, condition == .itemNotExists { continue }
-                if let condition, !condition.isSatisfied(by: try Self.fetch(write.key, db)) {
+                if case .put(_, .itemNotExists?) = write { continue }
+                guard let condition = write.condition else { continue }
+                let item = try Self.fetch(write.key, db)
+                if !condition.isSatisfied(by: item) {
                     reasons[index] = .conditionFailed
+                } else if case .update = write {
+                    current[index] = item
                 }
             }
             for (index, write) in writes.enumerated() {
@@ -128,6 +126,11 @@ public final class SQLiteTenantStore: TenantStore {
                     try db.cachedStatement(sql: ItemTable.upsertSQL).execute(arguments: ItemTable.arguments(for: item))
                 case .delete(let key, _):
                     try db.cachedStatement(sql: ItemTable.deleteSQL).execute(arguments: [key.tenantId, key.resourceKey])
+                case .update(_, let set, let add, _):
+                    // The condition (which includes the item's existence) failed: reported below.
+                    guard let item = current[index] else { continue }
+                    let updated = try StoreRules.applying(set: set, add: add, to: item)
+                    try db.cachedStatement(sql: ItemTable.upsertSQL).execute(arguments: ItemTable.arguments(for: updated))
                 case .conditionCheck:
                     break
                 }
@@ -216,7 +219,7 @@ public final class SQLiteTenantStore: TenantStore {
         }
     }
 
-    private func write(needsSavepoint: Bool, _ work: @escaping @Sendable (Database) throws -> Void) async throws {
+    func write(needsSavepoint: Bool, _ work: @escaping @Sendable (Database) throws -> Void) async throws {
         do {
             try await committer.write(needsSavepoint: needsSavepoint, work)
         } catch let error as DatabaseError {

@@ -177,6 +177,36 @@ struct RetryAndRecognitionTests {
         }
     }
 
+    @Test("a transaction with an update, resent after a lost answer, recognises its token on the updated item")
+    func transactionUpdateRecognisesItsOwnWrite() async throws {
+        let writes: [TransactionWrite] = [
+            .put(apiKey, condition: .itemNotExists),
+            .update(tenant.key, set: [:], add: ["apiKeyCount": 1], condition: .attributeLessThan("apiKeyCount", 20)),
+        ]
+        for (lostFirst, ownToken) in [(true, true), (true, false), (false, true)] {
+            let stub = ScriptedDynamoDB { number, call in
+                if lostFirst && number == 1 { return ScriptedDynamoDB.serverError }
+                // As if the key's put still held on the resend, and only the count's condition failed.
+                let item = oldItem(tenant, token: ownToken ? call.writeToken : "someone-else")
+                let reasons = #"[{"Code":"None"},{"Code":"ConditionalCheckFailed","Message":"x","Item":\#(item)}]"#
+                return ScriptedDynamoDB.error("TransactionCanceledException", extra: #","CancellationReasons":\#(reasons)"#)
+            }
+            try await stub.run { store in
+                if lostFirst && ownToken {
+                    try await store.transact(writes)
+                } else {
+                    let error = await #expect(throws: StoreError.self) { try await store.transact(writes) }
+                    #expect(error?.cancellationReasons == [.none, .conditionFailed])
+                }
+            }
+            let first = try #require(stub.calls.first)
+            let token = try #require(first.writeToken)
+            #expect(first.raw.contains(#""Update":{"#))
+            #expect(first.raw.contains("if_not_exists("))
+            #expect(first.raw.components(separatedBy: token).count == 3, "the put's item and the update both carry the transaction's token")
+        }
+    }
+
     @Test("a transaction conflict is retried as a new attempt with a new token, until it goes through")
     func conflictRetriedWithNewToken() async throws {
         let conflict = ScriptedDynamoDB.error(

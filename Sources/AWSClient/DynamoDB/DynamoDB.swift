@@ -307,11 +307,31 @@ public struct TransactWriteItem: Encodable, Sendable {
             self.ReturnValuesOnConditionCheckFailure = ReturnValuesOnConditionCheckFailure
         }
     }
+    public struct Update: Encodable, Sendable {
+        public var TableName: String
+        public var Key: DynamoDBItem
+        public var UpdateExpression: String
+        public var ConditionExpression: String?
+        public var ExpressionAttributeNames: [String: String]?
+        public var ExpressionAttributeValues: DynamoDBItem?
+        public var ReturnValuesOnConditionCheckFailure: String?
+        public init(TableName: String, Key: DynamoDBItem, UpdateExpression: String, ConditionExpression: String?, ExpressionAttributeNames: [String: String]?, ExpressionAttributeValues: DynamoDBItem?, ReturnValuesOnConditionCheckFailure: String? = nil) {
+            self.TableName = TableName
+            self.Key = Key
+            self.UpdateExpression = UpdateExpression
+            self.ConditionExpression = ConditionExpression
+            self.ExpressionAttributeNames = ExpressionAttributeNames
+            self.ExpressionAttributeValues = ExpressionAttributeValues
+            self.ReturnValuesOnConditionCheckFailure = ReturnValuesOnConditionCheckFailure
+        }
+    }
     public var Put: Put?
     public var Delete: Delete?
     public var ConditionCheck: ConditionCheck?
+    public var Update: Update?
 
     public static func put(_ put: Put) -> TransactWriteItem { TransactWriteItem(Put: put) }
+    public static func update(_ update: Update) -> TransactWriteItem { TransactWriteItem(Update: update) }
     public static func delete(_ delete: Delete) -> TransactWriteItem { TransactWriteItem(Delete: delete) }
     public static func conditionCheck(_ check: ConditionCheck) -> TransactWriteItem { TransactWriteItem(ConditionCheck: check) }
 }

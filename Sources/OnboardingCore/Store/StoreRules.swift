@@ -1,3 +1,5 @@
+import Foundation
+
 /// The rules on keys and items that every store enforces the same way (DynamoDB's limits), so a
 /// request the SQLite store accepts is also one DynamoDB accepts.
 public enum StoreRules {
@@ -50,10 +52,87 @@ public enum StoreRules {
     public static func checkedUpdate(
         _ key: ItemKey, set attributes: [String: AttributeValue], condition: WriteCondition?
     ) throws -> (set: [String: AttributeValue], condition: WriteCondition) {
-        guard !attributes.isEmpty else { throw StoreError.invalidRequest("an update sets at least one attribute") }
+        let (set, _, condition) = try checkedUpdate(key, set: attributes, add: [:], condition: condition)
+        return (set, condition)
+    }
+
+    /// ``checkedUpdate(_:set:condition:)`` with numbers to add: at least one attribute in all,
+    /// and no attribute both set and added to (DynamoDB refuses overlapping paths).
+    public static func checkedUpdate(
+        _ key: ItemKey, set attributes: [String: AttributeValue], add: [String: Int], condition: WriteCondition?
+    ) throws -> (set: [String: AttributeValue], add: [String: Int], condition: WriteCondition) {
+        guard !attributes.isEmpty || !add.isEmpty else { throw StoreError.invalidRequest("an update sets at least one attribute") }
         let item = try checked(Item(key: key, attributes: attributes))
+        _ = try checked(Item(key: key, attributes: add.mapValues { .int($0) }))
+        for name in add.keys where attributes.keys.contains(where: { $0 == name }) {
+            // Canonically equivalent spellings are refused too: a Swift dictionary could not
+            // keep both of them in the item read back.
+            throw StoreError.invalidRequest("an update cannot both set and add to \(name)")
+        }
         let condition = try checked(condition).map { WriteCondition.and(.itemExists, $0) } ?? .itemExists
-        return (item.attributes, condition)
+        return (item.attributes, add, condition)
+    }
+
+    /// The item after an update: `set` replaces attributes, `add` adds to numbers (an absent
+    /// attribute counts as 0), as DynamoDB's `SET` and `if_not_exists(n, 0) + d` do.
+    /// - Throws: `.invalidRequest` when an attribute to add to is not a number, or the sum is
+    ///   outside DynamoDB's range.
+    public static func applying(set attributes: [String: AttributeValue], add: [String: Int], to item: Item) throws -> Item {
+        var item = item
+        for (name, value) in attributes {
+            // Replace the member with exactly these bytes (a subscript would keep an equivalent old name).
+            item.attributes.removeValue(forKey: name)
+            item.attributes[name] = value
+        }
+        for (name, delta) in add {
+            let sum: String?
+            switch item.attributes.valueForExactKey(name) {
+            case nil:
+                sum = String(delta)
+            case .number(let text)?:
+                if let current = Int(text), case (let total, false) = current.addingReportingOverflow(delta) {
+                    sum = String(total)
+                } else if let current = Decimal(string: text, locale: Locale(identifier: "en_US_POSIX")) {
+                    sum = canonicalNumber("\(current + Decimal(delta))")
+                } else {
+                    sum = nil
+                }
+            case let other?:
+                throw StoreError.invalidRequest("cannot add to \(name): it holds \(other.typeDescription), not a number")
+            }
+            guard let sum, let canonical = canonicalNumber(sum) else {
+                throw StoreError.invalidRequest("adding \(delta) to \(name) leaves DynamoDB's range of numbers")
+            }
+            item.attributes.removeValue(forKey: name)
+            item.attributes[name] = .number(canonical)
+        }
+        return item
+    }
+
+    /// Compares two numbers in canonical form (``canonicalNumber(_:)``): negative when `lhs` is
+    /// smaller, 0 when equal, positive when larger.
+    public static func compareCanonicalNumbers(_ lhs: String, _ rhs: String) -> Int {
+        let lhsNegative = lhs.hasPrefix("-")
+        let rhsNegative = rhs.hasPrefix("-")
+        if lhsNegative != rhsNegative { return lhsNegative ? -1 : 1 }
+        // Magnitudes: the longer integer part is larger; then digit by digit. A canonical
+        // fraction has no trailing zeros, so comparing fraction digits as text is exact.
+        func parts(_ text: String) -> (integer: Substring.UTF8View, fraction: Substring.UTF8View) {
+            let digits = text.drop { $0 == "-" }
+            guard let point = digits.firstIndex(of: ".") else { return (digits.utf8, ""[...].utf8) }
+            return (digits[..<point].utf8, digits[digits.index(after: point)...].utf8)
+        }
+        let (lhsInteger, lhsFraction) = parts(lhs)
+        let (rhsInteger, rhsFraction) = parts(rhs)
+        var magnitude = 0
+        if lhsInteger.count != rhsInteger.count {
+            magnitude = lhsInteger.count < rhsInteger.count ? -1 : 1
+        } else if !lhsInteger.elementsEqual(rhsInteger) {
+            magnitude = lhsInteger.lexicographicallyPrecedes(rhsInteger) ? -1 : 1
+        } else if !lhsFraction.elementsEqual(rhsFraction) {
+            magnitude = lhsFraction.lexicographicallyPrecedes(rhsFraction) ? -1 : 1
+        }
+        return lhsNegative ? -magnitude : magnitude
     }
 
     /// The names of the key attributes of the table and of its listing index.
@@ -67,10 +146,21 @@ public enum StoreRules {
 
     private static func checked(_ condition: WriteCondition) throws -> WriteCondition {
         switch condition {
-        case .itemExists, .itemNotExists: condition
-        case .attributeEquals(let name, let value): .attributeEquals(name, try canonical(value, name: name))
-        case .and(let lhs, let rhs): .and(try checked(lhs), try checked(rhs))
+        case .itemExists, .itemNotExists: return condition
+        case .attributeEquals(let name, let value):
+            try validateConditionName(name)
+            return .attributeEquals(name, try canonical(value, name: name))
+        case .attributeNotExists(let name), .attributeExists(let name), .attributeLessThan(let name, _):
+            try validateConditionName(name)
+            return condition
+        case .and(let lhs, let rhs): return .and(try checked(lhs), try checked(rhs))
+        case .or(let lhs, let rhs): return .or(try checked(lhs), try checked(rhs))
         }
+    }
+
+    /// DynamoDB refuses an empty attribute name in an expression.
+    private static func validateConditionName(_ name: String) throws {
+        guard !name.isEmpty else { throw StoreError.invalidRequest("a condition names an attribute of 1 or more bytes") }
     }
 
     /// The writes of a transaction in canonical form.
@@ -94,6 +184,9 @@ public enum StoreRules {
             case .conditionCheck(let key, let condition):
                 try validate(key)
                 return .conditionCheck(key, condition: try checked(condition))
+            case .update(let key, let set, let add, let condition):
+                let (set, add, condition) = try checkedUpdate(key, set: set, add: add, condition: condition)
+                return .update(key, set: set, add: add, condition: condition)
             }
         }
     }

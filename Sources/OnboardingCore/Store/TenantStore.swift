@@ -64,6 +64,16 @@ public indirect enum WriteCondition: Sendable, Hashable {
     case attributeEquals(String, AttributeValue)
     /// Both conditions hold.
     case and(WriteCondition, WriteCondition)
+    /// At least one of the conditions holds.
+    case or(WriteCondition, WriteCondition)
+    /// The item has no attribute `name`, or there is no item (DynamoDB `attribute_not_exists(name)`).
+    case attributeNotExists(String)
+    /// The item exists and has an attribute `name` (DynamoDB `attribute_exists(name)`).
+    case attributeExists(String)
+    /// The item exists and its attribute `name` is a number below `value`. An absent attribute,
+    /// or one that is not a number, does not satisfy it (as in DynamoDB, where `<` between
+    /// different types is false).
+    case attributeLessThan(String, Int)
 
     /// Evaluates the condition against the item as it is now (`nil` when absent).
     public func isSatisfied(by current: Item?) -> Bool {
@@ -73,6 +83,17 @@ public indirect enum WriteCondition: Sendable, Hashable {
         // By bytes, names and values alike, as DynamoDB compares (``ByteExact``).
         case .attributeEquals(let name, let value): current?.attributes.valueForExactKey(name) == value
         case .and(let lhs, let rhs): lhs.isSatisfied(by: current) && rhs.isSatisfied(by: current)
+        case .or(let lhs, let rhs): lhs.isSatisfied(by: current) || rhs.isSatisfied(by: current)
+        case .attributeNotExists(let name): current?.attributes.valueForExactKey(name) == nil
+        case .attributeExists(let name): current?.attributes.valueForExactKey(name) != nil
+        case .attributeLessThan(let name, let bound):
+            if case .number(let text)? = current?.attributes.valueForExactKey(name),
+                let canonical = StoreRules.canonicalNumber(text)
+            {
+                StoreRules.compareCanonicalNumbers(canonical, String(bound)) < 0
+            } else {
+                false
+            }
         }
     }
 }
@@ -83,12 +104,26 @@ public enum TransactionWrite: Sendable, Hashable {
     case delete(ItemKey, condition: WriteCondition?)
     /// Writes nothing; only requires `condition` to hold for the item.
     case conditionCheck(ItemKey, condition: WriteCondition)
+    /// Changes attributes of an existing item and leaves the others as they are, like
+    /// ``TenantStore/update(_:set:condition:)``: sets the attributes in `set`, and adds each
+    /// number in `add` to its attribute (an absent attribute counts as 0; DynamoDB
+    /// `SET n = if_not_exists(n, 0) + d`). At least one attribute, no name in both. The item
+    /// must exist as well as `condition` hold; an absent item is never created.
+    case update(ItemKey, set: [String: AttributeValue], add: [String: Int] = [:], condition: WriteCondition?)
 
     /// The key of the item this write touches.
     public var key: ItemKey {
         switch self {
         case .put(let item, _): item.key
-        case .delete(let key, _), .conditionCheck(let key, _): key
+        case .delete(let key, _), .conditionCheck(let key, _), .update(let key, _, _, _): key
+        }
+    }
+
+    /// The condition the write is made under (for an update, as given: without the item's existence).
+    public var condition: WriteCondition? {
+        switch self {
+        case .put(_, let condition), .delete(_, let condition), .update(_, _, _, let condition): condition
+        case .conditionCheck(_, let condition): condition
         }
     }
 }

@@ -39,6 +39,13 @@ public struct ApiKey: Sendable, Hashable {
     }
 }
 
+/// One page of a tenant's API keys.
+public struct ApiKeyPage: Sendable, Hashable {
+    public var keys: [ApiKey]
+    /// Pass back to get the next page; `nil` on the last page.
+    public var nextCursor: String?
+}
+
 /// A key just issued: the only moment its text exists on the server.
 public struct IssuedApiKey: Sendable {
     /// `onb_<keyId>_<secret>`: shown once, then only its hash remains.
@@ -88,37 +95,179 @@ public struct ApiKeys: Sendable {
         return (IssuedApiKey(text: text, key: key), [.put(key.item, condition: .itemNotExists), .put(lookup, condition: .itemNotExists)])
     }
 
-    /// Issues another key for an existing tenant.
-    /// - Throws: `.tenantNotFound`, `.limitReached` when the tenant holds the maximum already.
-    public func issue(for tenantId: TenantID) async throws -> IssuedApiKey {
-        let existing = try await list(tenantId)
-        guard existing.count < Self.maxKeysPerTenant else {
+    /// Issues another key for an existing tenant, in one transaction: the key's two items and
+    /// the profile's ``Tenant/apiKeyCount`` raised by one, on the condition that the count is
+    /// below ``maxKeysPerTenant`` and the tenant is `ACTIVE` or `SUSPENDED`. So concurrent
+    /// requests can never create more than the limit, and no key is created once offboarding
+    /// has started (it could be left behind).
+    ///
+    /// A tenant stored before counts existed has no `apiKeyCount`: its keys are counted once and
+    /// the count is stored (only if it is still absent), then the key is issued. That is exact,
+    /// because every write that adds or removes a key requires the count to exist.
+    /// - Parameter alsoWrite: one more write for the key's transaction, made from the issued key
+    ///   (an idempotency record's completion): written with the key or not at all.
+    /// - Throws: `.tenantNotFound`; `.limitReached` when the tenant holds the maximum already;
+    ///   `.invalidTransition` when the tenant is offboarding or offboarded.
+    public func issue(
+        for tenantId: TenantID, alsoWrite: (IssuedApiKey) throws -> TransactionWrite? = { _ in nil }
+    ) async throws -> IssuedApiKey {
+        let countChange = TransactionWrite.update(
+            Tenant.key(tenantId), set: [:], add: [Tenant.Attribute.apiKeyCount: 1], condition: Self.issueCondition
+        )
+        // One attempt, one after counting an old tenant's keys, and room for a revoke that freed
+        // a place meanwhile or a (64-bit random) key id that was taken.
+        for _ in 0..<4 {
+            let (issued, writes) = newKey(for: tenantId, at: Timestamp.format(clock.now()))
+            let extra = try alsoWrite(issued).map { [$0] } ?? []
+            do {
+                try await store.transact([countChange] + writes + extra)
+                return issued
+            } catch let error as StoreError where error.code == .transactionCanceled {
+                let reasons = error.cancellationReasons
+                guard reasons.first == .conditionFailed else {
+                    // The key id was taken: another id. The extra write's own condition: its caller's.
+                    if reasons.count == 1 + writes.count + extra.count, !extra.isEmpty, reasons.last == .conditionFailed { throw error }
+                    continue
+                }
+                try await explainRefusal(of: tenantId)
+            }
+        }
+        throw OnboardingError(.conflict, "the key could not be issued while other requests kept changing the tenant's keys; retry")
+    }
+
+    /// The condition on the profile for one more key: fewer keys than the limit, and a tenant
+    /// that is not being offboarded.
+    static let issueCondition = WriteCondition.and(
+        .attributeLessThan(Tenant.Attribute.apiKeyCount, maxKeysPerTenant), .tenantAcceptsNewItems
+    )
+
+    /// Why the profile refused a new key, thrown; returns when the refusal is gone (an old
+    /// tenant's count just stored, or a key revoked meanwhile) and the key may be tried again.
+    private func explainRefusal(of tenantId: TenantID) async throws {
+        guard let item = try await store.get(Tenant.key(tenantId)) else { throw OnboardingError.tenantNotFound(tenantId.rawValue) }
+        let tenant = try Tenant(item: item)
+        guard tenant.status.acceptsNewItems else {
+            throw OnboardingError.invalidTransition(tenant, "get a new API key")
+        }
+        guard let count = tenant.apiKeyCount else {
+            try await storeKeyCount(of: tenantId)
+            return
+        }
+        guard count < Self.maxKeysPerTenant else {
             throw OnboardingError(.limitReached, "a tenant holds at most \(Self.maxKeysPerTenant) API keys; revoke one first")
         }
-        let (issued, writes) = newKey(for: tenantId, at: Timestamp.format(clock.now()))
-        try await store.transact([.conditionCheck(Tenant.key(tenantId), condition: .itemExists)] + writes)
-        return issued
     }
 
-    /// The tenant's keys (prefix and dates only), oldest first.
+    /// Counts the keys of a tenant stored before counts existed and stores the count, only if
+    /// the profile still has none (another request may have stored it first: then nothing is
+    /// written, and that count is as exact as this one).
+    private func storeKeyCount(of tenantId: TenantID) async throws {
+        var count = 0
+        var start: ItemKey?
+        repeat {
+            let page = try await store.query(ItemQuery(
+                tenantId: tenantId.rawValue, prefix: "\(Self.resourceType)#", limit: ItemQuery.maxLimit, exclusiveStartKey: start
+            ))
+            count += page.items.count
+            start = page.lastEvaluatedKey
+        } while start != nil
+        do {
+            try await store.update(
+                Tenant.key(tenantId), set: [Tenant.Attribute.apiKeyCount: .int(count)],
+                condition: .attributeNotExists(Tenant.Attribute.apiKeyCount)
+            )
+        } catch let error as StoreError where error.code == .conditionFailed {
+            // Counted by another request, or the profile is gone: the next attempt finds out.
+        }
+    }
+
+    /// The largest page of ``list(_:limit:cursor:)``.
+    public static let maxPageSize = 100
+
+    /// The tenant's keys (prefix and dates only) in key-id order, a page at a time; the cursor
+    /// is opaque, like the other listings' (any cursor is a position: see `ListCursor`).
+    /// - Throws: `.tenantNotFound` when there is no such tenant; `.invalidCursor`.
+    public func list(_ tenantId: TenantID, limit: Int, cursor: String?) async throws -> ApiKeyPage {
+        precondition((1...Self.maxPageSize).contains(limit), "the caller checks the page size")
+        let prefix = "\(Self.resourceType)#"
+        var start: ItemKey?
+        var pastTheKeys = false
+        if let cursor {
+            let position = try ListCursor.decode(cursor)
+            guard !position.contains(StoreRules.prefixRangeEnd), position.utf8.count <= StoreRules.maxSortKeyBytes else {
+                throw OnboardingError(.invalidCursor, "the cursor does not name a position in this listing")
+            }
+            // Before the keys' range: from the first key; after it: an empty page.
+            if position.hasPrefix(prefix) {
+                start = ItemKey(tenantId: tenantId.rawValue, resourceKey: position)
+            } else if position > prefix {
+                pastTheKeys = true
+            }
+        }
+        guard try await store.get(Tenant.key(tenantId)) != nil else { throw OnboardingError.tenantNotFound(tenantId.rawValue) }
+        if pastTheKeys { return ApiKeyPage(keys: [], nextCursor: nil) }
+        let page = try await store.query(ItemQuery(tenantId: tenantId.rawValue, prefix: prefix, limit: limit + 1, exclusiveStartKey: start))
+        let items = page.items.prefix(limit)
+        let keys = try items.map { item throws(OnboardingError) in try ApiKey(item: item, tenantId: tenantId) }
+        var next: String?
+        if page.items.count > limit {
+            next = items.last.map { ListCursor.encode($0.key.resourceKey) }
+        } else if let last = page.lastEvaluatedKey {
+            next = ListCursor.encode(last.resourceKey)
+        }
+        return ApiKeyPage(keys: keys, nextCursor: next)
+    }
+
+    /// Every key of the tenant (prefix and dates only), oldest first, read page by page.
     /// - Throws: `.tenantNotFound` when there is no such tenant.
     public func list(_ tenantId: TenantID) async throws -> [ApiKey] {
-        guard try await store.get(Tenant.key(tenantId)) != nil else { throw OnboardingError.tenantNotFound(tenantId.rawValue) }
-        let page = try await store.query(ItemQuery(tenantId: tenantId.rawValue, prefix: "\(Self.resourceType)#", limit: Self.maxKeysPerTenant + 1))
-        return try page.items.map { try ApiKey(item: $0, tenantId: tenantId) }.sorted { $0.createdAt < $1.createdAt }
+        var keys: [ApiKey] = []
+        var cursor: String?
+        repeat {
+            let page = try await list(tenantId, limit: Self.maxPageSize, cursor: cursor)
+            keys += page.keys
+            cursor = page.nextCursor
+        } while cursor != nil
+        return keys.sorted { ($0.createdAt, $0.keyId) < ($1.createdAt, $1.keyId) }
     }
 
-    /// Revokes a key: both items go, in one transaction; the key is refused from then on.
+    /// Revokes a key: both items go and the tenant's key count goes down by one, in one
+    /// transaction; the key is refused from then on.
     /// - Throws: `.apiKeyNotFound` when the tenant has no such key.
     public func revoke(_ keyId: String, of tenantId: TenantID) async throws {
-        do {
-            try await store.transact([
-                .delete(ApiKey.key(tenantId, keyId), condition: .itemExists),
-                .delete(Self.lookupKey(keyId), condition: .attributeEquals("ownerTenantId", .string(tenantId.rawValue))),
-            ])
-        } catch let error as StoreError where error.code == .transactionCanceled || error.code == .invalidRequest {
-            throw OnboardingError(.apiKeyNotFound, "the tenant has no API key \(keyId)")
+        let deletes: [TransactionWrite] = [
+            .delete(ApiKey.key(tenantId, keyId), condition: .itemExists),
+            .delete(Self.lookupKey(keyId), condition: .attributeEquals("ownerTenantId", .string(tenantId.rawValue))),
+        ]
+        let countChange = TransactionWrite.update(
+            Tenant.key(tenantId), set: [:], add: [Tenant.Attribute.apiKeyCount: -1],
+            condition: .attributeExists(Tenant.Attribute.apiKeyCount)
+        )
+        var writes = [countChange] + deletes
+        for _ in 0..<3 {
+            do {
+                try await store.transact(writes)
+                return
+            } catch let error as StoreError where error.code == .transactionCanceled || error.code == .invalidRequest {
+                guard error.code == .transactionCanceled, error.cancellationReasons.dropFirst().allSatisfy({ $0 == .none }),
+                    writes.count == 3, error.cancellationReasons.first == .conditionFailed
+                else { throw OnboardingError(.apiKeyNotFound, "the tenant has no API key \(keyId)") }
+                // The key exists but the profile has no count (stored before counts existed).
+                guard let item = try await store.get(Tenant.key(tenantId)) else {
+                    throw OnboardingError(.apiKeyNotFound, "the tenant has no API key \(keyId)")
+                }
+                let tenant = try Tenant(item: item)
+                if tenant.apiKeyCount == nil {
+                    if tenant.status.acceptsNewItems {
+                        try await storeKeyCount(of: tenantId)
+                    } else {
+                        // Being offboarded: no key can be added any more, and the count is moot.
+                        writes = deletes
+                    }
+                }
+            }
         }
+        throw OnboardingError(.conflict, "the key could not be revoked while other requests kept changing the tenant's keys; retry")
     }
 
     /// The tenant a presented key belongs to, or `nil` when it is not a live key.

@@ -21,9 +21,16 @@ struct ApiKeyController: Sendable {
         return JSONBody.response(.created, body, headers: [.location: "/tenants/\(tenantId.rawValue)/api-keys/\(issued.key.keyId)"])
     }
 
+    /// The query parameters the listing accepts.
+    static let listParameters: Set<String> = ["limit", "cursor"]
+
     @Sendable func list(_ request: Request, context: AppRequestContext) async throws -> Response {
-        let keys = try await apiKeys.list(try TenantController.tenantID(context))
-        return JSONBody.response(.ok, ["apiKeys": .list(keys.map { .map(Self.representation($0)) })])
+        let tenantId = try TenantController.tenantID(context)
+        let query = try ListingQuery(request, accepts: Self.listParameters, maxPageSize: ApiKeys.maxPageSize, usage: "this listing takes limit and cursor")
+        let page = try await apiKeys.list(tenantId, limit: query.limit, cursor: query.cursor)
+        var body: [String: AttributeValue] = ["apiKeys": .list(page.keys.map { .map(Self.representation($0)) })]
+        if let next = page.nextCursor { body["nextCursor"] = .string(next) }
+        return JSONBody.response(.ok, body)
     }
 
     @Sendable func revoke(_ request: Request, context: AppRequestContext) async throws -> Response {
