@@ -263,6 +263,35 @@ struct OperatorCLITests {
         #expect(again.stderr.contains(keyId))
     }
 
+    @Test("--json shows tenants and keys exactly as the API does (the same store read by serve)")
+    func jsonIsTheAPIs() async throws {
+        let folder = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let store = Self.sqlite(folder)
+        let created = try await onboardCLI(["tenants", "create", "--name", "Same View", "--phone", "+447700900125", "--json"] + store)
+        let id = try #require(try created.object()["tenantId"]?.stringValue)
+        #expect(try await onboardCLI(["tenants", "suspend", id, "--reason", "compare"] + store).status == 0)
+        let cliTenant = try await onboardCLI(["tenants", "show", id, "--json"] + store).object()
+        let cliListing = try await onboardCLI(["tenants", "list", "--json"] + store).objects()
+        let cliKeys = try await onboardCLI(["keys", "list", id, "--json"] + store).objects()
+
+        let token = "cli-compare-admin-token-abcdefgh"
+        let server = try OnboardProcess(["serve", "--port", "0"] + store, environment: ["ONBOARD_ADMIN_TOKEN": token])
+        let base = try await server.waitUntilListening()
+        let admin = [("Authorization", "Bearer \(token)")]
+        let (apiTenant, apiListing, apiKeys) = try await HTTP.with(base) { http in
+            let tenant = try await http.send(.GET, "/tenants/\(id)", headers: admin)
+            let listing = try await http.send(.GET, "/tenants", headers: admin)
+            let keys = try await http.send(.GET, "/tenants/\(id)/api-keys", headers: admin)
+            return (tenant.body, listing.body, keys.body)
+        }
+        _ = try await server.terminate()
+        #expect(try JSONCodec.parse(apiTenant) == .map(cliTenant))
+        #expect(try JSONCodec.parse(apiListing).mapValue?["tenants"] == .list(cliListing.map { .map($0) }))
+        #expect(try JSONCodec.parse(apiKeys).mapValue?["apiKeys"] == .list(cliKeys.map { .map($0) }))
+        #expect(cliTenant["suspensionReason"] == .string("compare"))
+    }
+
     /// Three tenants in a fresh SQLite file; returns the store options.
     static func threeTenants(_ folder: URL) async throws -> [String] {
         let store = sqlite(folder)
