@@ -38,6 +38,7 @@ public struct AppOverrides: Sendable {
     /// How often the key-usage recorder writes (tests: a short interval).
     public var keyUsage: KeyUsageRecorder.Configuration?
 
+    /// Every seam left `nil` (or `{ $0 }`) is what `serve` uses.
     public init(
         store: (any TenantStore)? = nil,
         wrapStore: @escaping @Sendable (any TenantStore) -> any TenantStore = { $0 },
@@ -141,11 +142,13 @@ public func buildApplication(
 public struct OnboardApplication: ApplicationProtocol {
     public typealias Responder = RouterResponder<AppRequestContext>
 
+    /// The router's responder: what the HTTP server and the Lambda adapter answer with.
     public let responder: Responder
     /// What the router was built from (the tests compare route tables).
     public let dependencies: AppDependencies
     /// Address and server name of the HTTP server.
     public let configuration: ApplicationConfiguration
+    /// The logger of the server, the requests and the background services.
     public let logger: Logger
     /// The background services, in start order.
     public let backgroundServices: [any BackgroundService]
@@ -178,6 +181,7 @@ public struct OnboardApplication: ApplicationProtocol {
     /// Run beside the HTTP server in its service group.
     public var services: [any Service] { backgroundServices }
 
+    /// Calls ``whenServerRunning`` once the HTTP server listens.
     public func onServerRunning(_ channel: any Channel) async { await whenServerRunning(channel) }
 
     /// Each background service's pending step, in order (Lambda, between invocations).

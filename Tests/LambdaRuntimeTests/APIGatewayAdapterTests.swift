@@ -4,6 +4,7 @@ import Hummingbird
 import LambdaRuntime
 import Logging
 import NIOCore
+import OnboardingApp
 import OnboardingCore
 import OnboardingHTTP
 import OnboardingSQLite
@@ -26,14 +27,16 @@ func proxyResponse(_ bytes: [UInt8]) throws -> [String: Any] {
     try #require(try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any])
 }
 
-/// The real router on a real SQLite file, behind the adapter.
+/// The function's application (``buildApplication(_:runtime:overrides:)``) on a real SQLite file, behind the adapter.
 func withAdapter(_ body: (APIGatewayAdapter<RouterResponder<AppRequestContext>>) async throws -> Void) async throws {
     let directory = FileManager.default.temporaryDirectory.appendingPathComponent("onboard-lambda-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(at: directory) }
     let store = try SQLiteTenantStore(path: directory.appendingPathComponent("lambda.sqlite").path)
-    let router = buildRouter(AppDependencies(store: store, verifiers: [AdminTokenVerifier(credential: AdminCredential(token: adminToken))]))
-    try await body(APIGatewayAdapter(responder: router.buildResponder()) { info, logger in
+    var configuration = ServeConfiguration()
+    configuration.adminToken = adminToken
+    let app = try await buildApplication(configuration, runtime: .lambda, overrides: AppOverrides(store: store))
+    try await body(APIGatewayAdapter(responder: app.responder) { info, logger in
         AppRequestContext(logger: logger, authorizerClaims: info.claims)
     })
 }
