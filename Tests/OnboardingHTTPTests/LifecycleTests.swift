@@ -3,6 +3,7 @@ import HTTPTypes
 import OnboardTestSupport
 import OnboardingCore
 import OnboardingHTTP
+import Synchronization
 import Testing
 
 /// The tenant's life after onboarding: `PATCH /tenants/{id}`, suspend, reactivate, the
@@ -290,6 +291,50 @@ struct LifecycleTests {
             #expect(conditional.filter { $0 == 200 }.count == 1)
             #expect(conditional.filter { $0 == 412 }.count == 19)
             #expect(try await api.tenant(id).json["version"] == .int(22))
+        }
+    }
+
+    @Test(
+        "a failed write is a 503: refused before the store, nothing changed; answer lost after it, the change a read shows",
+        arguments: [FailingStore.Mode.beforeForwarding, .afterForwarding]
+    )
+    func storeFaults(mode: FailingStore.Mode) async throws {
+        let injector = Mutex<FailingStore?>(nil)
+        try await TestServer.run(wrapStore: { base in
+            // Only writes count: the test's own requests use the admin token, so nothing else writes.
+            let failing = FailingStore(base: base, failAt: nil, counting: .writesOnly, mode: mode)
+            injector.withLock { $0 = failing }
+            return failing
+        }) { api, _ in
+            let store = try #require(injector.withLock { $0 })
+            let (id, _) = try await api.newTenant("Faulty")
+            let applied = mode == .afterForwarding
+            for change in ["suspend", "patch"] {
+                let before = try await api.tenant(id).json["version"]?.intValue ?? 0
+                store.setFailure(at: 1)
+                let failed = change == "suspend"
+                    ? try await suspend(api, id) : try await patch(api, id, #"{"clientName": "Renamed"}"#)
+                #expect(failed.status == 503, "\(change), \(mode)")
+                #expect(failed["code"] == "store-unavailable")
+                #expect(store.failuresInjected == 1)
+                store.setFailure(at: nil)
+                let after = try await api.tenant(id)
+                #expect(after.json["version"] == .int(applied ? before + 1 : before), "\(change), \(mode)")
+                // (The patch runs on the tenant the suspend step left SUSPENDED.)
+                #expect(after["status"] == (change == "suspend" && !applied ? "ACTIVE" : "SUSPENDED"))
+                if change == "suspend" && !applied {
+                    // Nothing happened: the same request now succeeds.
+                    #expect(try await suspend(api, id).status == 200)
+                } else if change == "suspend" {
+                    // It happened: repeating it is refused, naming the state (read before repeating).
+                    let again = try await suspend(api, id)
+                    #expect(again.status == 409)
+                    #expect(again["detail"]?.contains("SUSPENDED") == true)
+                }
+                if change == "patch" {
+                    #expect(after["clientName"] == (applied ? "Renamed" : "Faulty"))
+                }
+            }
         }
     }
 
