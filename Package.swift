@@ -222,6 +222,7 @@ let package = Package(
         .testTarget(
             name: "AWSClientTests",
             dependencies: [
+                "OnboardingApp",
                 "AWSClient",
                 "RequestBudget",
                 "SigV4",
@@ -233,6 +234,7 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: testSwiftSettings

@@ -4,8 +4,10 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import Logging
 import NIOCore
 import OnboardTestSupport
+import OnboardingApp
 import OnboardingCore
 import OnboardingDynamoDB
 import OnboardingHTTP
@@ -210,17 +212,18 @@ struct ProxiedServer: Sendable {
         defer { proxy.stop() }
         try await withClient(TestAWSClients.credentials, retryPolicy: fastRetries) { client in
             let store = DynamoDBTenantStore(dynamoDB: DynamoDB(client: client, endpoint: proxy.endpoint), table: table)
-            let router = buildRouter(AppDependencies(
-                store: store,
-                verifiers: [AdminTokenVerifier(credential: AdminCredential(token: adminToken))],
-                rateLimiter: nil,
-                // moto, not the code under test, is slow here (one request at a time, and a deep
-                // copy of the table per transaction): a deadline that a queue at moto cannot
-                // exhaust, so that every 503 would be a real failure to recognise a write.
-                requestDeadline: .seconds(60)
-            ))
-            var app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
-            app.logger.logLevel = .warning  // 1,800 request lines per test are noise; failures still show
+            // The application `serve` runs (buildApplication), on the store behind the proxy.
+            var configuration = ServeConfiguration()
+            configuration.port = 0
+            configuration.adminToken = adminToken
+            configuration.rateLimits = nil
+            // moto, not the code under test, is slow here (one request at a time, and a deep
+            // copy of the table per transaction): a deadline that a queue at moto cannot
+            // exhaust, so that every 503 would be a real failure to recognise a write.
+            configuration.requestDeadline = .seconds(60)
+            var logger = Logger(label: "onboard")
+            logger.logLevel = .warning  // 1,800 request lines per test are noise; failures still show
+            let app = try await buildApplication(configuration, overrides: AppOverrides(store: store, logger: logger))
             try await app.test(.live) { testClient in
                 // Requests go through async-http-client's pool, so they run concurrently (the
                 // test client sends one request at a time on its one connection).
