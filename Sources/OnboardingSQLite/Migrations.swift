@@ -38,6 +38,18 @@ enum Migrations {
                 WHERE resourceKey = 'TENANT#' || tenantId AND createdAt IS NOT NULL
                 """)
         }
+        migrator.registerMigration("v3: API-key count on tenant profiles") { db in
+            // Profiles stored before the count existed get it from their APIKEY# items, so the
+            // key limit holds from the first request on. (The service also counts lazily, as it
+            // must on DynamoDB, for a profile without the count.) `APIKEY#` ..< `APIKEY$`: every
+            // key starting with `APIKEY#` (`$` follows `#`).
+            try db.execute(sql: """
+                UPDATE items SET attributes = json_set(attributes, '$.apiKeyCount', (
+                    SELECT count(*) FROM items AS k
+                    WHERE k.tenantId = items.tenantId AND k.resourceKey >= 'APIKEY#' AND k.resourceKey < 'APIKEY$'))
+                WHERE resourceKey = 'TENANT#' || tenantId AND json_type(attributes, '$.apiKeyCount') IS NULL
+                """)
+        }
         return migrator
     }
 }

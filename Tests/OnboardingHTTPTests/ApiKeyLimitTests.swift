@@ -1,6 +1,9 @@
 import Foundation
+import GRDB
 import HTTPTypes
 import OnboardingCore
+import OnboardingHTTP
+import OnboardingSQLite
 import Testing
 
 /// The 20-key limit under concurrency (kept by a count on the tenant item, raised in the key's
@@ -146,6 +149,34 @@ struct ApiKeyLimitTests {
             let one = try await api.call(.get, "/tenants/\(id)/api-keys?limit=1", token: key)
             #expect(one["nextCursor"] != nil)
         }
+    }
+
+    @Test("SQLite: opening a file whose profiles have no key count stores each tenant's count (migration v3)")
+    func migrationCountsKeys() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let path = directory.path("before-counts.sqlite")
+        let request = OnboardingRequest(clientName: .string("Old Ltd"), clientPhone: .string("+14155550100"))
+        var tenants: [TenantID] = []
+        do {
+            let store = try SQLiteTenantStore(path: path)
+            for extraKeys in [0, 2] {
+                let tenantId = try await OnboardingService(store: store, hasher: CryptoSecretHasher()).onboard(request).tenant.id
+                for _ in 0..<extraKeys { _ = try await ApiKeys(store: store, hasher: CryptoSecretHasher()).issue(for: tenantId) }
+                tenants.append(tenantId)
+            }
+        }
+        // The file as it was before the migration: no count on any profile, v3 not applied.
+        try await DatabaseQueue(path: path).write { db in
+            try db.execute(sql: "UPDATE items SET attributes = json_remove(attributes, '$.apiKeyCount')")
+            try db.execute(sql: "DELETE FROM grdb_migrations WHERE identifier LIKE 'v3:%'")
+        }
+        let reopened = try SQLiteTenantStore(path: path)
+        #expect(try await reopened.get(Tenant.key(tenants[0]))?[Tenant.Attribute.apiKeyCount] == .int(1))
+        #expect(try await reopened.get(Tenant.key(tenants[1]))?[Tenant.Attribute.apiKeyCount] == .int(3))
+        // Nothing else was touched: a key item has no count.
+        let key = try await reopened.query(ItemQuery(tenantId: tenants[1].rawValue, prefix: "APIKEY#")).items.first
+        #expect(key != nil && key?[Tenant.Attribute.apiKeyCount] == nil)
     }
 
     @Test("bad listing parameters are 400 problems")

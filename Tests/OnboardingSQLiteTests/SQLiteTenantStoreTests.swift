@@ -39,7 +39,7 @@ struct SQLiteTenantStoreTests {
             #expect(list["wr"] as Int == 1, "WITHOUT ROWID")
             #expect(list["strict"] as Int == 1, "STRICT")
             let migrations = try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations")
-            #expect(migrations == ["v1: single table items", "v2: tenant listing index"])
+            #expect(migrations == ["v1: single table items", "v2: tenant listing index", "v3: API-key count on tenant profiles"])
             let indexes = try String.fetchAll(db, sql: "SELECT name FROM pragma_index_list('items') WHERE partial = 1")
             #expect(indexes == ["items_list"])
         }
