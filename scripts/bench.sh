@@ -7,6 +7,8 @@
 #   CONNECTIONS=128 DURATION=30s ROUNDS=5 scripts/bench.sh
 #   ONBOARD_BINARY=.build/release/onboard scripts/bench.sh   # skip the build
 #   LIMITS=unreached scripts/bench.sh      # rate limits on, set too high to be hit: their cost
+#   IDEMPOTENCY=on scripts/bench.sh        # also POST /onboard with a fresh Idempotency-Key per
+#                                          # request, and with one key (every answer a replay)
 #
 # By default the server runs with --rate-limits off (one client address would be limited at
 # once); LIMITS=unreached keeps every bucket but with limits no run reaches.
@@ -24,6 +26,7 @@ DURATION=${DURATION:-10s}
 ROUNDS=${ROUNDS:-3}
 WARMUP=${WARMUP:-3s}
 LIMITS=${LIMITS:-off}
+IDEMPOTENCY=${IDEMPOTENCY:-off}
 case "$LIMITS" in
     off) limit_args=(--rate-limits off) ;;
     unreached) limit_args=(--rate-limit 1000000/s:1000000 --anonymous-rate-limit 1000000/s:1000000 --onboard-rate-limit 1000000/s:1000000) ;;
@@ -63,6 +66,24 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"clientName": "Acme Corp", "clientPhone": "+1234567890"}'
 LUA
 
+# A fresh Idempotency-Key per request: thread number, start time and a counter.
+cat >"$work/onboard-idem.lua" <<'LUA'
+local threads = 0
+function setup(thread)
+    thread:set("tid", threads)
+    threads = threads + 1
+end
+function init(args)
+    prefix = "bench-" .. tid .. "-" .. os.time() .. "-"
+    n = 0
+end
+function request()
+    n = n + 1
+    return wrk.format("POST", nil, {["Content-Type"] = "application/json", ["Idempotency-Key"] = prefix .. n},
+        '{"clientName": "Acme Corp", "clientPhone": "+1234567890"}')
+end
+LUA
+
 # One tenant whose API key authenticates the read benchmark.
 created=$(curl -sf -X POST "$base/onboard" -H "Content-Type: application/json" -d '{"clientName": "Reader", "clientPhone": "+1234567890"}')
 tenant_id=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["tenantId"])' <<<"$created")
@@ -91,10 +112,22 @@ wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" -H "Authorization: Bearer $tenant_
 : >"$work/health.rounds"
 : >"$work/onboard.rounds"
 : >"$work/read.rounds"
+if [[ "$IDEMPOTENCY" == on ]]; then
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" -s "$work/onboard-idem.lua" "$base/onboard" >/dev/null
+    : >"$work/onboard-idem.rounds"
+    : >"$work/onboard-replay.rounds"
+fi
 for round in $(seq 1 "$ROUNDS"); do
     run health "$base/health" | tee -a "$work/health.rounds" | sed "s/^/round $round: /" >&2
     run onboard "$base/onboard" -s "$work/onboard.lua" | tee -a "$work/onboard.rounds" | sed "s/^/round $round: /" >&2
     run read "$base/tenants/$tenant_id" -H "Authorization: Bearer $tenant_key" | tee -a "$work/read.rounds" | sed "s/^/round $round: /" >&2
+    if [[ "$IDEMPOTENCY" == on ]]; then
+        run onboard-idem "$base/onboard" -s "$work/onboard-idem.lua" | tee -a "$work/onboard-idem.rounds" | sed "s/^/round $round: /" >&2
+        # One key for the whole round, used once before it: every request of the round is a replay.
+        curl -sf -X POST "$base/onboard" -H "Content-Type: application/json" -H "Idempotency-Key: bench-replay-$round" \
+            -d '{"clientName": "Acme Corp", "clientPhone": "+1234567890"}' >/dev/null
+        run onboard-replay "$base/onboard" -s "$work/onboard.lua" -H "Idempotency-Key: bench-replay-$round" | tee -a "$work/onboard-replay.rounds" | sed "s/^/round $round: /" >&2
+    fi
 done
 median() { sort -k2,2n "$1" | awk -v n="$ROUNDS" 'NR == int((n + 1) / 2)'; }
 health=$(median "$work/health.rounds")
@@ -114,6 +147,15 @@ printf "| endpoint | requests/s | p50 ms | p99 ms | non-2xx |\n|---|---:|---:|--
 printf "| GET /health | %s | %s | %s | %s |\n" "$h_rps" "$h_p50" "$h_p99" "$h_err"
 printf "| POST /onboard | %s | %s | %s | %s |\n" "$o_rps" "$o_p50" "$o_p99" "$o_err"
 printf "| GET /tenants/{id} (API key) | %s | %s | %s | %s |\n" "$r_rps" "$r_p50" "$r_p99" "$r_err"
+if [[ "$IDEMPOTENCY" == on ]]; then
+    read -r _ i_rps i_p50 i_p99 i_err <<<"$(median "$work/onboard-idem.rounds")"
+    read -r _ p_rps p_p50 p_p99 p_err <<<"$(median "$work/onboard-replay.rounds")"
+    printf "| POST /onboard, a new Idempotency-Key each | %s | %s | %s | %s |\n" "$i_rps" "$i_p50" "$i_p99" "$i_err"
+    printf "| POST /onboard, one Idempotency-Key (replays) | %s | %s | %s | %s |\n" "$p_rps" "$p_p50" "$p_p99" "$p_err"
+    echo
+    echo "onboard with a new key / without: $(awk -v i="$i_rps" -v o="$o_rps" 'BEGIN { printf "%.0f", 100 * i / o }')%"
+    [[ "$i_err" == "0" && "$p_err" == "0" ]] || { echo "bench.sh: some idempotent onboardings were not 2xx" >&2; exit 1; }
+fi
 echo
 echo "onboard/health: ${ratio}% (target >= 60%, onboard p99 <= 10 ms); tenants stored: $tenants"
 if [[ "$o_err" != "0" || "$h_err" != "0" || "$r_err" != "0" ]]; then

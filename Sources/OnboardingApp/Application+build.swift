@@ -122,6 +122,7 @@ public func buildApplication(
     let backgroundServices: [any BackgroundService] = [
         keyUsage,
         dependencies.offboarding,
+        IdempotencySweeper(store: store, clock: clock, logger: logger),
     ]
 
     return OnboardApplication(

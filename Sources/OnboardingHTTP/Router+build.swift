@@ -77,9 +77,10 @@ public func routeTable(_ dependencies: AppDependencies) -> [Route] {
         onboardingAccess: dependencies.onboardingAccess.access,
         onboarding: OnboardingService(store: dependencies.store, hasher: dependencies.hasher, ids: dependencies.ids, clock: dependencies.clock),
         tenants: TenantService(store: dependencies.store),
-        lifecycle: TenantLifecycle(store: dependencies.store, clock: dependencies.clock)
+        lifecycle: TenantLifecycle(store: dependencies.store, clock: dependencies.clock),
+        idempotency: Idempotency(store: dependencies.store, clock: dependencies.clock)
     )
-    let keys = ApiKeyController(apiKeys: dependencies.apiKeys)
+    let keys = ApiKeyController(apiKeys: dependencies.apiKeys, idempotency: Idempotency(store: dependencies.store, clock: dependencies.clock))
     let resources = ResourceController(resources: TenantResources(store: dependencies.store, clock: dependencies.clock))
     let system = SystemController(store: dependencies.store, version: dependencies.version)
     let offboarding = OffboardingController(worker: dependencies.offboarding)

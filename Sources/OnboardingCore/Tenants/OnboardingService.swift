@@ -70,8 +70,13 @@ public struct OnboardingService: Sendable {
 
     /// Onboards a client.
     /// - Returns: the new tenant and its first API key, durably stored.
-    /// - Throws: ``ValidationError`` listing every bad field (nothing is stored), ``StoreError``.
-    public func onboard(_ request: OnboardingRequest) async throws -> Onboarded {
+    /// - Parameter alsoWrite: one more write for the onboarding's transaction, made from its
+    ///   result (an idempotency record's completion): written with the tenant or not at all.
+    /// - Throws: ``ValidationError`` listing every bad field (nothing is stored), ``StoreError``
+    ///   (`.transactionCanceled` at once when the extra write's condition failed).
+    public func onboard(
+        _ request: OnboardingRequest, alsoWrite: (Onboarded) throws -> TransactionWrite? = { _ in nil }
+    ) async throws -> Onboarded {
         let (name, phone) = try request.validated().get()
         let now = Timestamp.format(clock.now())
         // Every item is written only if no item has its key, so a (practically impossible) id
@@ -82,10 +87,15 @@ public struct OnboardingService: Sendable {
                 createdAt: now, updatedAt: now, version: 1, apiKeyCount: 1
             )
             let (apiKey, keyWrites) = apiKeys.newKey(for: tenant.id, at: now)
+            let onboarded = Onboarded(tenant: tenant, apiKey: apiKey)
+            let extra = try alsoWrite(onboarded)
+            let writes = [.put(tenant.item, condition: .itemNotExists)] + keyWrites + (extra.map { [$0] } ?? [])
             do {
-                try await store.transact([.put(tenant.item, condition: .itemNotExists)] + keyWrites)
-                return Onboarded(tenant: tenant, apiKey: apiKey)
+                try await store.transact(writes)
+                return onboarded
             } catch let error as StoreError where error.code == .transactionCanceled {
+                // Fresh ids cannot help when the extra write's own condition failed.
+                if extra != nil, error.cancellationReasons.last == .conditionFailed { throw error }
                 continue
             }
         }

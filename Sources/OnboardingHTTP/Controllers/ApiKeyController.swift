@@ -4,6 +4,8 @@ import OnboardingCore
 /// A tenant's API keys: create another, list them (prefix and dates only), revoke one.
 struct ApiKeyController: Sendable {
     let apiKeys: ApiKeys
+    /// `Idempotency-Key` on `POST /tenants/{tenantId}/api-keys`.
+    let idempotency: Idempotency
 
     var routes: [Route] {
         [
@@ -15,10 +17,27 @@ struct ApiKeyController: Sendable {
 
     @Sendable func create(_ request: Request, context: AppRequestContext) async throws -> Response {
         let tenantId = try TenantController.tenantID(context)
-        let issued = try await apiKeys.issue(for: tenantId)
+        // The request takes no body; an Idempotency-Key's fingerprint covers whatever was sent.
+        let bytes = try await request.body.collect(upTo: context.maxUploadSize)
+        return try await idempotency.respond(to: request, context: context, body: bytes) { completion in
+            var created: StoredResponse?
+            let issued = try await apiKeys.issue(for: tenantId) { issued in
+                // Built before the transaction commits: the idempotency record holds it.
+                let response = Self.created(issued)
+                created = response
+                return try completion?.write(response)
+            }
+            return created ?? Self.created(issued)
+        }
+    }
+
+    /// The `201` of a new key: the key text shown this once.
+    static func created(_ issued: IssuedApiKey) -> StoredResponse {
         var body = Self.representation(issued.key)
-        body["apiKey"] = .string(issued.text)  // shown this once
-        return JSONBody.response(.created, body, headers: [.location: "/tenants/\(tenantId.rawValue)/api-keys/\(issued.key.keyId)"])
+        body["apiKey"] = .string(issued.text)
+        return StoredResponse.json(
+            .created, body, headers: [.location: "/tenants/\(issued.key.tenantId.rawValue)/api-keys/\(issued.key.keyId)"]
+        )
     }
 
     /// The query parameters the listing accepts.

@@ -10,6 +10,8 @@ struct TenantController: Sendable {
     let tenants: TenantService
     /// Profile changes, suspension, reactivation (TenantController+Lifecycle.swift).
     let lifecycle: TenantLifecycle
+    /// `Idempotency-Key` on `POST /onboard`.
+    let idempotency: Idempotency
 
     var routes: [Route] {
         [
@@ -49,19 +51,41 @@ struct TenantController: Sendable {
     }
 
     @Sendable func onboard(_ request: Request, context: AppRequestContext) async throws -> Response {
-        let body = try await JSONBody.object(request, context: context)
-        let onboarded = try await onboarding.onboard(OnboardingRequest(json: body))
+        try JSONBody.requireJSONContentType(request)
+        // The bytes as received: an Idempotency-Key's fingerprint covers them.
+        let bytes = try await request.body.collect(upTo: context.maxUploadSize)
+        var request = request
+        request.body = .init(buffer: bytes)
+        let fields = OnboardingRequest(json: try await JSONBody.object(request, context: context))
+        // Invalid fields are refused before any Idempotency-Key is claimed (nothing to replay).
+        _ = try fields.validated().get()
+        return try await idempotency.respond(to: request, context: context, body: bytes) { completion in
+            var created: StoredResponse?
+            let onboarded = try await onboarding.onboard(fields) { onboarded in
+                // Built before the transaction commits: the idempotency record holds it.
+                let response = Self.created(onboarded)
+                created = response
+                return try completion?.write(response)
+            }
+            let tenant = onboarded.tenant
+            context.logger.debug(
+                "tenant onboarded",
+                metadata: ["tenantId": .string(tenant.id.rawValue), "clientPhone": .string(tenant.clientPhone?.masked ?? "-")]
+            )
+            return created ?? Self.created(onboarded)
+        }
+    }
+
+    /// The `201` of an onboarding.
+    static func created(_ onboarded: Onboarded) -> StoredResponse {
         let tenant = onboarded.tenant
-        context.logger.debug(
-            "tenant onboarded",
-            metadata: ["tenantId": .string(tenant.id.rawValue), "clientPhone": .string(tenant.clientPhone?.masked ?? "-")]
-        )
-        return JSONBody.response(
+        return StoredResponse.json(
             .created,
             [
                 "message": .string("Client onboarded successfully"),
                 "tenantId": .string(tenant.id.rawValue),
-                // Shown this once: only its SHA-256 is kept.
+                // Shown this once: only its SHA-256 is kept (and, under an Idempotency-Key, a
+                // copy sealed with a key derived from it, for the replay).
                 "apiKey": .string(onboarded.apiKey.text),
                 "tenant": .map(Self.representation(tenant)),
             ],
