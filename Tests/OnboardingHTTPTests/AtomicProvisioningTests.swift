@@ -26,13 +26,18 @@ struct CountableStore: Sendable, CustomTestStringConvertible {
         return (store, { try DatabaseQueue(path: path).read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM items") ?? -1 } })
     }
 
-    /// A fresh table on the shared moto.
-    static let dynamoDB = CountableStore(name: "DynamoDB (moto)") {
-        let moto = try await MotoServer.shared()
+    /// A table on a moto of its own (the loops make hundreds of calls; on the shared moto they
+    /// would queue behind the other suites'). The server lives as long as the count closure.
+    static let dynamoDB = CountableStore(name: "DynamoDB (own moto)") {
+        let moto = try await MotoServer.start()
         let table = "atomic-\(UUID().uuidString.prefix(8).lowercased())"
         let dynamoDB = moto.dynamoDB()
         try await DynamoDBTable.create(dynamoDB, name: table)
-        return (DynamoDBTenantStore(dynamoDB: dynamoDB, table: table), { try await dynamoDB.countItems(table: table) })
+        return (DynamoDBTenantStore(dynamoDB: dynamoDB, table: table), {
+            let count = try await dynamoDB.countItems(table: table)
+            withExtendedLifetime(moto) {}
+            return count
+        })
     }
 
     /// SQLite, and DynamoDB where moto can run (always under `CI=true`); see ``AtomicProvisioningTests/dynamoDBCases()``.
