@@ -24,18 +24,15 @@ struct KeysCommand: AsyncParsableCommand {
 
         @OptionGroup var options: OperatorOptions
 
-        @Argument(help: ArgumentHelp("The tenant's id.", valueName: "tenant-id"))
-        var tenant: String
-
-        func validate() throws { _ = try parseTenantID(tenant) }
+        @OptionGroup var tenant: TenantArgument
 
         func run() async throws {
-            let tenantId = try parseTenantID(tenant)
+            let tenantId = try tenant.id()
             let json = options.json
             try await options.storeOptions.withOperatorStore { opened in
                 let keys = try await ApiKeys(store: opened.store, hasher: CryptoSecretHasher()).list(tenantId)
                 if json {
-                    for key in keys { CLIOutput.json(KeyView.representation(key)) }
+                    for key in keys { CLIOutput.json(APIRepresentation.apiKey(key)) }
                 } else {
                     CLIOutput.print(KeyView.table(keys))
                 }
@@ -52,20 +49,15 @@ struct KeysCommand: AsyncParsableCommand {
 
         @OptionGroup var options: OperatorOptions
 
-        @Argument(help: ArgumentHelp("The tenant's id.", valueName: "tenant-id"))
-        var tenant: String
-
-        func validate() throws { _ = try parseTenantID(tenant) }
+        @OptionGroup var tenant: TenantArgument
 
         func run() async throws {
-            let tenantId = try parseTenantID(tenant)
+            let tenantId = try tenant.id()
             let json = options.json
             try await options.storeOptions.withOperatorStore { opened in
                 let issued = try await ApiKeys(store: opened.store, hasher: CryptoSecretHasher()).issue(for: tenantId)
                 if json {
-                    var body = KeyView.representation(issued.key)
-                    body["apiKey"] = .string(issued.text)
-                    CLIOutput.json(body)
+                    CLIOutput.json(APIRepresentation.issuedApiKey(issued))
                 } else {
                     CLIOutput.print(CLIOutput.record([
                         ("key id", issued.key.keyId), ("tenant id", tenantId.rawValue), ("created", CLIOutput.readableDate(issued.key.createdAt)),
@@ -84,21 +76,19 @@ struct KeysCommand: AsyncParsableCommand {
 
         @OptionGroup var options: OperatorOptions
 
-        @Argument(help: ArgumentHelp("The tenant's id.", valueName: "tenant-id"))
-        var tenant: String
+        @OptionGroup var tenant: TenantArgument
 
         @Argument(help: ArgumentHelp("The key's id (16 hex digits: the part after onb_ in the key and its prefix).", valueName: "key-id"))
         var keyId: String
 
         func validate() throws {
-            _ = try parseTenantID(tenant)
             guard keyId.count == 16, keyId.allSatisfy({ $0.isHexDigit && !$0.isUppercase }) else {
                 throw ArgumentParser.ValidationError("'\(keyId)' is not a key id (16 lowercase hex digits, as `onboard keys list` shows)")
             }
         }
 
         func run() async throws {
-            let tenantId = try parseTenantID(tenant)
+            let tenantId = try tenant.id()
             let keyId = self.keyId
             let json = options.json
             try await options.storeOptions.withOperatorStore { opened in
@@ -115,15 +105,6 @@ struct KeysCommand: AsyncParsableCommand {
 
 /// How the operator commands show API keys.
 enum KeyView {
-    /// A key as the API shows it: never the secret.
-    static func representation(_ key: ApiKey) -> [String: AttributeValue] {
-        var body: [String: AttributeValue] = [
-            "keyId": .string(key.keyId), "prefix": .string(key.prefix), "createdAt": .string(key.createdAt),
-        ]
-        if let lastUsedAt = key.lastUsedAt { body["lastUsedAt"] = .string(lastUsedAt) }
-        return body
-    }
-
     static func table(_ keys: [ApiKey]) -> [String] {
         guard !keys.isEmpty else { return ["no API keys"] }
         return CLIOutput.table(

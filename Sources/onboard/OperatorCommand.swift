@@ -121,3 +121,23 @@ func parseTenantID(_ text: String) throws -> TenantID {
     }
     return id
 }
+
+/// The `<tenant-id>` argument of the commands that act on one tenant, checked when it is parsed.
+struct TenantArgument: ParsableArguments {
+    @Argument(help: ArgumentHelp("The tenant's id.", valueName: "tenant-id"))
+    var text: String
+
+    func validate() throws { _ = try parseTenantID(text) }
+
+    /// The parsed id (``validate()`` has accepted it).
+    func id() throws -> TenantID { try parseTenantID(text) }
+}
+
+extension OperatorOptions {
+    /// Opens the store, gets a tenant from `body` (a read or a change) and prints it: its JSON
+    /// document with `--json`, else its record.
+    func showTenant(_ body: (any TenantStore) async throws -> Tenant) async throws {
+        let json = self.json
+        try await storeOptions.withOperatorStore { opened in TenantView.show(try await body(opened.store), json: json) }
+    }
+}

@@ -64,7 +64,7 @@ struct TenantsCommand: AsyncParsableCommand {
                     let matching = page.tenants
                     // JSON lines go out as they come (a script can stream a large listing).
                     if json {
-                        for tenant in matching { CLIOutput.json(TenantView.representation(tenant)) }
+                        for tenant in matching { CLIOutput.json(APIRepresentation.tenant(tenant)) }
                     }
                     shown += matching
                     cursor = page.nextCursor
@@ -86,17 +86,11 @@ struct TenantsCommand: AsyncParsableCommand {
 
         @OptionGroup var options: OperatorOptions
 
-        @Argument(help: ArgumentHelp("The tenant's id.", valueName: "tenant-id"))
-        var id: String
-
-        func validate() throws { _ = try parseTenantID(id) }
+        @OptionGroup var tenant: TenantArgument
 
         func run() async throws {
-            let id = try parseTenantID(id)
-            let json = options.json
-            try await options.storeOptions.withOperatorStore { opened in
-                TenantView.show(try await TenantService(store: opened.store).tenant(id), json: json)
-            }
+            let id = try tenant.id()
+            try await options.showTenant { store in try await TenantService(store: store).tenant(id) }
         }
     }
 
@@ -126,7 +120,7 @@ struct TenantsCommand: AsyncParsableCommand {
                     CLIOutput.json([
                         "tenantId": .string(onboarded.tenant.id.rawValue),
                         "apiKey": .string(onboarded.apiKey.text),
-                        "tenant": .map(TenantView.representation(onboarded.tenant)),
+                        "tenant": .map(APIRepresentation.tenant(onboarded.tenant)),
                     ])
                 } else {
                     CLIOutput.print(TenantView.record(onboarded.tenant))
@@ -148,8 +142,7 @@ extension TenantsCommand {
 
         @OptionGroup var options: OperatorOptions
 
-        @Argument(help: ArgumentHelp("The tenant's id.", valueName: "tenant-id"))
-        var id: String
+        @OptionGroup var tenant: TenantArgument
 
         @Option(help: ArgumentHelp("The new name.", valueName: "name"))
         var name: String?
@@ -158,18 +151,14 @@ extension TenantsCommand {
         var phone: String?
 
         func validate() throws {
-            _ = try parseTenantID(id)
             guard name != nil || phone != nil else { throw ArgumentParser.ValidationError("give --name, --phone or both") }
         }
 
         func run() async throws {
-            let id = try parseTenantID(id)
+            let id = try tenant.id()
             let patch = TenantPatch(clientName: name.map(RawField.string), clientPhone: phone.map(RawField.string))
             if case .failure(let invalid) = patch.validated() { throw OperatorFailure.exitCode(for: invalid) }
-            let json = options.json
-            try await options.storeOptions.withOperatorStore { opened in
-                TenantView.show(try await TenantLifecycle(store: opened.store).update(id, patch: patch), json: json)
-            }
+            try await options.showTenant { store in try await TenantLifecycle(store: store).update(id, patch: patch) }
         }
     }
 
@@ -181,22 +170,16 @@ extension TenantsCommand {
 
         @OptionGroup var options: OperatorOptions
 
-        @Argument(help: ArgumentHelp("The tenant's id.", valueName: "tenant-id"))
-        var id: String
+        @OptionGroup var tenant: TenantArgument
 
         @Option(help: ArgumentHelp("Why (1 to 500 characters); shown to the admin with the tenant.", valueName: "text"))
         var reason: String
 
-        func validate() throws { _ = try parseTenantID(id) }
-
         func run() async throws {
-            let id = try parseTenantID(id)
+            let id = try tenant.id()
             if case .failure(let invalid) = TenantLifecycle.validatedReason(.string(reason)) { throw OperatorFailure.exitCode(for: invalid) }
             let reason = self.reason
-            let json = options.json
-            try await options.storeOptions.withOperatorStore { opened in
-                TenantView.show(try await TenantLifecycle(store: opened.store).suspend(id, reason: reason), json: json)
-            }
+            try await options.showTenant { store in try await TenantLifecycle(store: store).suspend(id, reason: reason) }
         }
     }
 
@@ -206,17 +189,11 @@ extension TenantsCommand {
 
         @OptionGroup var options: OperatorOptions
 
-        @Argument(help: ArgumentHelp("The tenant's id.", valueName: "tenant-id"))
-        var id: String
-
-        func validate() throws { _ = try parseTenantID(id) }
+        @OptionGroup var tenant: TenantArgument
 
         func run() async throws {
-            let id = try parseTenantID(id)
-            let json = options.json
-            try await options.storeOptions.withOperatorStore { opened in
-                TenantView.show(try await TenantLifecycle(store: opened.store).reactivate(id), json: json)
-            }
+            let id = try tenant.id()
+            try await options.showTenant { store in try await TenantLifecycle(store: store).reactivate(id) }
         }
     }
 
@@ -233,13 +210,10 @@ extension TenantsCommand {
 
         @OptionGroup var options: OperatorOptions
 
-        @Argument(help: ArgumentHelp("The tenant's id.", valueName: "tenant-id"))
-        var id: String
-
-        func validate() throws { _ = try parseTenantID(id) }
+        @OptionGroup var tenant: TenantArgument
 
         func run() async throws {
-            let id = try parseTenantID(id)
+            let id = try tenant.id()
             let json = options.json
             try await options.storeOptions.withOperatorStore { opened in
                 let offboarding = Offboarding(store: opened.store)
@@ -288,24 +262,6 @@ extension TenantsCommand {
 
 /// How the operator commands show tenants.
 enum TenantView {
-    /// The tenant as the API shows it (the schema `Tenant` of openapi.yaml), for `--json`.
-    static func representation(_ tenant: Tenant) -> [String: AttributeValue] {
-        var fields: [String: AttributeValue] = [
-            "tenantId": .string(tenant.id.rawValue),
-            "status": .string(tenant.status.rawValue),
-            "createdAt": .string(tenant.createdAt),
-            "updatedAt": .string(tenant.updatedAt),
-            "version": .int(tenant.version),
-        ]
-        if let name = tenant.clientName { fields["clientName"] = .string(name.value) }
-        if let phone = tenant.clientPhone { fields["clientPhone"] = .string(phone.e164) }
-        if let reason = tenant.suspensionReason { fields["suspensionReason"] = .string(reason) }
-        if let at = tenant.suspendedAt { fields["suspendedAt"] = .string(at) }
-        if let at = tenant.offboardingStartedAt { fields["offboardingStartedAt"] = .string(at) }
-        if let at = tenant.offboardedAt { fields["offboardedAt"] = .string(at) }
-        return fields
-    }
-
     /// The listing as a table: id, name, phone (as stored), state, creation date.
     static func table(_ tenants: [Tenant]) -> [String] {
         guard !tenants.isEmpty else { return ["no tenants"] }
@@ -342,7 +298,7 @@ enum TenantView {
     /// Prints one tenant: its JSON document, or its record.
     static func show(_ tenant: Tenant, json: Bool) {
         if json {
-            CLIOutput.json(representation(tenant))
+            CLIOutput.json(APIRepresentation.tenant(tenant))
         } else {
             CLIOutput.print(record(tenant))
         }

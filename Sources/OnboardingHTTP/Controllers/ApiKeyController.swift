@@ -33,10 +33,8 @@ struct ApiKeyController: Sendable {
 
     /// The `201` of a new key: the key text shown this once.
     static func created(_ issued: IssuedApiKey) -> StoredResponse {
-        var body = Self.representation(issued.key)
-        body["apiKey"] = .string(issued.text)
-        return StoredResponse.json(
-            .created, body, headers: [.location: "/tenants/\(issued.key.tenantId.rawValue)/api-keys/\(issued.key.keyId)"]
+        StoredResponse.json(
+            .created, APIRepresentation.issuedApiKey(issued), headers: [.location: "/tenants/\(issued.key.tenantId.rawValue)/api-keys/\(issued.key.keyId)"]
         )
     }
 
@@ -47,7 +45,7 @@ struct ApiKeyController: Sendable {
         let tenantId = try TenantController.tenantID(context)
         let query = try ListingQuery(request, accepts: Self.listParameters, maxPageSize: ApiKeys.maxPageSize, usage: "this listing takes limit and cursor")
         let page = try await apiKeys.list(tenantId, limit: query.limit, cursor: query.cursor)
-        var body: [String: AttributeValue] = ["apiKeys": .list(page.keys.map { .map(Self.representation($0)) })]
+        var body: [String: AttributeValue] = ["apiKeys": .list(page.keys.map { .map(APIRepresentation.apiKey($0)) })]
         if let next = page.nextCursor { body["nextCursor"] = .string(next) }
         return JSONBody.response(.ok, body)
     }
@@ -59,14 +57,5 @@ struct ApiKeyController: Sendable {
         }
         try await apiKeys.revoke(keyId, of: tenantId)
         return Response(status: .noContent)
-    }
-
-    /// A key as the API shows it: never the secret.
-    static func representation(_ key: ApiKey) -> [String: AttributeValue] {
-        var body: [String: AttributeValue] = [
-            "keyId": .string(key.keyId), "prefix": .string(key.prefix), "createdAt": .string(key.createdAt),
-        ]
-        if let lastUsedAt = key.lastUsedAt { body["lastUsedAt"] = .string(lastUsedAt) }
-        return body
     }
 }

@@ -50,7 +50,7 @@ extension TenantController {
 
     /// A tenant with its `ETag`.
     static func tenantResponse(_ tenant: Tenant, status: HTTPResponse.Status = .ok) -> Response {
-        JSONBody.response(status, representation(tenant), headers: [.eTag: etag(tenant)])
+        JSONBody.response(status, APIRepresentation.tenant(tenant), headers: [.eTag: etag(tenant)])
     }
 
     /// The tenant's entity tag: its version, quoted (strong).

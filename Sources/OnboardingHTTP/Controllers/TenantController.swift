@@ -45,7 +45,7 @@ struct TenantController: Sendable {
             status = parsed
         }
         let page = try await tenants.tenants(limit: query.limit, cursor: query.cursor, newestFirst: newestFirst, status: status)
-        var body: [String: AttributeValue] = ["tenants": .list(page.tenants.map { .map(Self.representation($0)) })]
+        var body: [String: AttributeValue] = ["tenants": .list(page.tenants.map { .map(APIRepresentation.tenant($0)) })]
         if let next = page.nextCursor { body["nextCursor"] = .string(next) }
         return JSONBody.response(.ok, body)
     }
@@ -87,7 +87,7 @@ struct TenantController: Sendable {
                 // Shown this once: only its SHA-256 is kept (and, under an Idempotency-Key, a
                 // copy sealed with a key derived from it, for the replay).
                 "apiKey": .string(onboarded.apiKey.text),
-                "tenant": .map(Self.representation(tenant)),
+                "tenant": .map(APIRepresentation.tenant(tenant)),
             ],
             headers: [.location: Self.location(tenant.id)]
         )
@@ -108,23 +108,4 @@ struct TenantController: Sendable {
     }
 
     static func location(_ id: TenantID) -> String { "/tenants/\(id.rawValue)" }
-
-    /// The tenant as the API shows it (schema `Tenant` in openapi.yaml).
-    /// A tombstone (OFFBOARDED) has no name or phone; the other dates appear once they exist.
-    static func representation(_ tenant: Tenant) -> [String: AttributeValue] {
-        var fields: [String: AttributeValue] = [
-            "tenantId": .string(tenant.id.rawValue),
-            "status": .string(tenant.status.rawValue),
-            "createdAt": .string(tenant.createdAt),
-            "updatedAt": .string(tenant.updatedAt),
-            "version": .int(tenant.version),
-        ]
-        if let name = tenant.clientName { fields["clientName"] = .string(name.value) }
-        if let phone = tenant.clientPhone { fields["clientPhone"] = .string(phone.e164) }
-        if let reason = tenant.suspensionReason { fields["suspensionReason"] = .string(reason) }
-        if let at = tenant.suspendedAt { fields["suspendedAt"] = .string(at) }
-        if let at = tenant.offboardingStartedAt { fields["offboardingStartedAt"] = .string(at) }
-        if let at = tenant.offboardedAt { fields["offboardedAt"] = .string(at) }
-        return fields
-    }
 }
