@@ -190,31 +190,12 @@ public struct ApiKeys: Sendable {
     public func list(_ tenantId: TenantID, limit: Int, cursor: String?) async throws -> ApiKeyPage {
         precondition((1...Self.maxPageSize).contains(limit), "the caller checks the page size")
         let prefix = "\(Self.resourceType)#"
-        var start: ItemKey?
-        var pastTheKeys = false
-        if let cursor {
-            let position = try ListCursor.decode(cursor)
-            guard !position.contains(StoreRules.prefixRangeEnd), position.utf8.count <= StoreRules.maxSortKeyBytes else {
-                throw OnboardingError(.invalidCursor, "the cursor does not name a position in this listing")
-            }
-            // Before the keys' range: from the first key; after it: an empty page.
-            if position.hasPrefix(prefix) {
-                start = ItemKey(tenantId: tenantId.rawValue, resourceKey: position)
-            } else if position > prefix {
-                pastTheKeys = true
-            }
-        }
+        let position = try ListCursor.position(cursor, prefix: prefix, in: tenantId)
         guard try await store.get(Tenant.key(tenantId)) != nil else { throw OnboardingError.tenantNotFound(tenantId.rawValue) }
-        if pastTheKeys { return ApiKeyPage(keys: [], nextCursor: nil) }
+        guard case .after(let start) = position else { return ApiKeyPage(keys: [], nextCursor: nil) }
         let page = try await store.query(ItemQuery(tenantId: tenantId.rawValue, prefix: prefix, limit: limit + 1, exclusiveStartKey: start))
-        let items = page.items.prefix(limit)
+        let (items, next) = ListCursor.page(page, limit: limit)
         let keys = try items.map { item throws(OnboardingError) in try ApiKey(item: item, tenantId: tenantId) }
-        var next: String?
-        if page.items.count > limit {
-            next = items.last.map { ListCursor.encode($0.key.resourceKey) }
-        } else if let last = page.lastEvaluatedKey {
-            next = ListCursor.encode(last.resourceKey)
-        }
         return ApiKeyPage(keys: keys, nextCursor: next)
     }
 

@@ -339,33 +339,12 @@ public struct TenantResources: Sendable {
         try ResourceRef.validate(type: type)
         precondition((1...Self.maxPageSize).contains(limit), "the caller checks the page size")
         let prefix = type + "#"
-        var start: ItemKey?
-        var pastTheType = false
-        if let cursor {
-            let position = try ListCursor.decode(cursor)
-            guard !position.contains(StoreRules.prefixRangeEnd), position.utf8.count <= StoreRules.maxSortKeyBytes else {
-                throw OnboardingError(.invalidCursor, "the cursor does not name a position in this listing")
-            }
-            // Any cursor is a position: before the type's range starts from the beginning, after it
-            // gives an empty page.
-            if position.hasPrefix(prefix) {
-                start = ItemKey(tenantId: tenantId.rawValue, resourceKey: position)
-            } else if position > prefix {
-                pastTheType = true
-            }
-        }
+        let position = try ListCursor.position(cursor, prefix: prefix, in: tenantId)
         try await requireTenant(tenantId)
-        if pastTheType { return ResourcePage(resources: [], nextCursor: nil) }
+        guard case .after(let start) = position else { return ResourcePage(resources: [], nextCursor: nil) }
         let page = try await store.query(ItemQuery(tenantId: tenantId.rawValue, prefix: prefix, limit: limit + 1, exclusiveStartKey: start))
-        let items = page.items.prefix(limit)
+        let (items, next) = ListCursor.page(page, limit: limit)
         let resources = try items.map { item throws(OnboardingError) in try TenantResource(item: item) }
-        var next: String?
-        if page.items.count > limit {
-            next = items.last.map { ListCursor.encode($0.key.resourceKey) }
-        } else if let last = page.lastEvaluatedKey {
-            // The store stopped early (DynamoDB's 1 MB page) with more to read.
-            next = ListCursor.encode(last.resourceKey)
-        }
         return ResourcePage(resources: resources, nextCursor: next)
     }
 
