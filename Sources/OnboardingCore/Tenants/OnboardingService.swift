@@ -144,12 +144,22 @@ public struct TenantService: Sendable {
             guard !newestFirst else { return TenantPage(tenants: [], nextCursor: nil) }
             decoded = nil
         }
-        let start = decoded
+        let (entries, more) = try await listIndexBatch(after: decoded, count: limit, newestFirst: newestFirst)
+        let tenants = try entries.map { try Tenant(item: $0.item) }
+        let next = more ? entries.last.map { ListCursor.encode($0.key) } : nil
+        return TenantPage(tenants: tenants, nextCursor: next)
+    }
+
+    /// The next `count` entries of the merged listing index after `position` (exclusive), in
+    /// order, and whether more follow. Each shard is asked for `count + 1`: every entry among
+    /// the first `count` of the merged order is then certain (no shard can hold an earlier one
+    /// it did not return).
+    func listIndexBatch(after position: String?, count: Int, newestFirst: Bool) async throws -> (entries: [(key: String, item: Item)], more: Bool) {
         let store = self.store
         let items = try await withThrowingTaskGroup(of: [Item].self) { group in
             for shard in ListIndex.shards {
                 group.addTask {
-                    try await store.queryListIndex(ListIndexQuery(shard: shard, exclusiveStartKey: start, limit: limit + 1, ascending: !newestFirst))
+                    try await store.queryListIndex(ListIndexQuery(shard: shard, exclusiveStartKey: position, limit: count + 1, ascending: !newestFirst))
                 }
             }
             var all: [Item] = []
@@ -161,10 +171,7 @@ public struct TenantService: Sendable {
         let sorted = keyed.sorted { lhs, rhs in
             newestFirst ? rhs.key.utf8.lexicographicallyPrecedes(lhs.key.utf8) : lhs.key.utf8.lexicographicallyPrecedes(rhs.key.utf8)
         }
-        let page = sorted.prefix(limit)
-        let tenants = try page.map { try Tenant(item: $0.item) }
-        let next = sorted.count > limit ? page.last.map { ListCursor.encode($0.key) } : nil
-        return TenantPage(tenants: tenants, nextCursor: next)
+        return (Array(sorted.prefix(count)), sorted.count > count)
     }
 }
 

@@ -301,28 +301,4 @@ extension TenantService {
             position = last.key
         }
     }
-
-    /// The next `count` entries of the merged listing index after `position` (exclusive), in
-    /// order, and whether more follow. Each shard is asked for `count + 1`: every entry among
-    /// the first `count` of the merged order is then certain (no shard can hold an earlier one
-    /// it did not return).
-    private func listIndexBatch(after position: String?, count: Int, newestFirst: Bool) async throws -> (entries: [(key: String, item: Item)], more: Bool) {
-        let store = self.store
-        let items = try await withThrowingTaskGroup(of: [Item].self) { group in
-            for shard in ListIndex.shards {
-                group.addTask {
-                    try await store.queryListIndex(ListIndexQuery(shard: shard, exclusiveStartKey: position, limit: count + 1, ascending: !newestFirst))
-                }
-            }
-            var all: [Item] = []
-            for try await items in group { all += items }
-            return all
-        }
-        let keyed = items.compactMap { item in item[ListIndex.keyAttribute]?.stringValue.map { (key: $0, item: item) } }
-        // Byte order, as both stores sort index keys.
-        let sorted = keyed.sorted { lhs, rhs in
-            newestFirst ? rhs.key.utf8.lexicographicallyPrecedes(lhs.key.utf8) : lhs.key.utf8.lexicographicallyPrecedes(rhs.key.utf8)
-        }
-        return (Array(sorted.prefix(count)), sorted.count > count)
-    }
 }
