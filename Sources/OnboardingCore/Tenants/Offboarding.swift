@@ -30,8 +30,6 @@ public struct Offboarding: Sendable {
     /// Start-over attempts of ``finish(_:maxBatches:progress:)`` when a concurrent writer cancels
     /// one of its transactions (another finisher, a profile change), before it gives up.
     static let maxConflicts = 5
-    /// Unconditional retries of ``start(_:)`` after losing a race wait this long at first.
-    static let conflictBackoff: (base: Duration, cap: Duration) = (.milliseconds(5), .milliseconds(200))
 
     /// - Parameter batchWrites: writes per batch transaction (2...100), the marker's count
     ///   included; tests use small batches to get many of them.
@@ -87,10 +85,7 @@ public struct Offboarding: Sendable {
                 } catch let error as StoreError where error.code == .transactionCanceled {
                     // Changed in between (a suspension, an edit): read it again.
                 }
-                guard let delay = budget.nextRetryDelay(attempt: attempt, base: Self.conflictBackoff.base, cap: Self.conflictBackoff.cap) else {
-                    throw OnboardingError(.conflict, "the tenant kept changing while its offboarding was started; retry")
-                }
-                try await Task.sleep(for: delay)
+                try await budget.pauseAfterLostRace(attempt: attempt, conflict: "the tenant kept changing while its offboarding was started; retry")
             }
         }
     }

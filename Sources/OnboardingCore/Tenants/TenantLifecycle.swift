@@ -102,8 +102,6 @@ extension OnboardingError {
 public struct TenantLifecycle: Sendable {
     /// The longest suspension reason, in characters (Unicode code points) after trimming.
     public static let maxReasonCharacters = 500
-    /// Pauses between attempts after a lost race (full jitter under the request's budget).
-    static let conflictBackoff: (base: Duration, cap: Duration) = (.milliseconds(5), .milliseconds(200))
 
     private let store: any TenantStore
     private let clock: any WallClock
@@ -255,10 +253,7 @@ public struct TenantLifecycle: Sendable {
                     // Another change came first: the caller's version is gone.
                     if let ifMatch { throw OnboardingError.staleVersion(id, expected: ifMatch) }
                 }
-                guard let delay = budget.nextRetryDelay(attempt: attempt, base: Self.conflictBackoff.base, cap: Self.conflictBackoff.cap) else {
-                    throw OnboardingError(.conflict, "the tenant \(id.rawValue) kept changing while it was being changed; retry")
-                }
-                try await Task.sleep(for: delay)
+                try await budget.pauseAfterLostRace(attempt: attempt, conflict: "the tenant \(id.rawValue) kept changing while it was being changed; retry")
             }
         }
     }

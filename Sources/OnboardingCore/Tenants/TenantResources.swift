@@ -234,9 +234,8 @@ public struct TenantResources: Sendable {
     /// item; the document is one attribute).
     public static let maxDepth = 30
     public static let maxPageSize = 100
-    /// Unconditional writes that lose a race are retried while the request's ``RetryBudget``
-    /// allows (with a short full-jitter pause), then answered `409 conflict`.
-    static let conflictBackoff: (base: Duration, cap: Duration) = (.milliseconds(5), .milliseconds(200))
+    // Unconditional writes that lose a race are retried while the request's ``RetryBudget``
+    // allows (RetryBudget.pauseAfterLostRace), then answered `409 conflict`.
 
     private let store: any TenantStore
     private let clock: any WallClock
@@ -293,18 +292,9 @@ public struct TenantResources: Sendable {
                     // Someone else wrote in between: a conditional request saw a state that is gone.
                     if preconditions.isConditional { throw OnboardingError.preconditionFailed(ref, exists: true) }
                 }
-                try await Self.pauseBeforeRetry(budget, attempt: attempt, ref: ref, doing: "written")
+                try await budget.pauseAfterLostRace(attempt: attempt, conflict: "the resource \(ref.resourceKey) kept changing while it was written; retry")
             }
         }
-    }
-
-    /// Waits before another try after losing a race, or gives up with `409 conflict` when the
-    /// request's budget has no retry left.
-    private static func pauseBeforeRetry(_ budget: RetryBudget, attempt: Int, ref: ResourceRef, doing: String) async throws {
-        guard let delay = budget.nextRetryDelay(attempt: attempt, base: conflictBackoff.base, cap: conflictBackoff.cap) else {
-            throw OnboardingError(.conflict, "the resource \(ref.resourceKey) kept changing while it was \(doing); retry")
-        }
-        try await Task.sleep(for: delay)
     }
 
     /// Deletes a resource.
@@ -326,7 +316,7 @@ public struct TenantResources: Sendable {
                 } catch let error as StoreError where error.code == .conditionFailed {
                     if preconditions.isConditional { throw OnboardingError.preconditionFailed(ref, exists: true) }
                 }
-                try await Self.pauseBeforeRetry(budget, attempt: attempt, ref: ref, doing: "deleted")
+                try await budget.pauseAfterLostRace(attempt: attempt, conflict: "the resource \(ref.resourceKey) kept changing while it was deleted; retry")
             }
         }
     }
