@@ -28,9 +28,8 @@ struct KeysCommand: AsyncParsableCommand {
 
         func run() async throws {
             let tenantId = try tenant.id()
-            let json = options.json
-            try await options.storeOptions.withOperatorStore { opened in
-                let keys = try await ApiKeys(store: opened.store, hasher: CryptoSecretHasher()).list(tenantId)
+            try await options.withApiKeys { apiKeys, json in
+                let keys = try await apiKeys.list(tenantId)
                 if json {
                     for key in keys { CLIOutput.json(APIRepresentation.apiKey(key)) }
                 } else {
@@ -53,9 +52,8 @@ struct KeysCommand: AsyncParsableCommand {
 
         func run() async throws {
             let tenantId = try tenant.id()
-            let json = options.json
-            try await options.storeOptions.withOperatorStore { opened in
-                let issued = try await ApiKeys(store: opened.store, hasher: CryptoSecretHasher()).issue(for: tenantId)
+            try await options.withApiKeys { apiKeys, json in
+                let issued = try await apiKeys.issue(for: tenantId)
                 if json {
                     CLIOutput.json(APIRepresentation.issuedApiKey(issued))
                 } else {
@@ -90,9 +88,8 @@ struct KeysCommand: AsyncParsableCommand {
         func run() async throws {
             let tenantId = try tenant.id()
             let keyId = self.keyId
-            let json = options.json
-            try await options.storeOptions.withOperatorStore { opened in
-                try await ApiKeys(store: opened.store, hasher: CryptoSecretHasher()).revoke(keyId, of: tenantId)
+            try await options.withApiKeys { apiKeys, json in
+                try await apiKeys.revoke(keyId, of: tenantId)
                 if json {
                     CLIOutput.json(["tenantId": .string(tenantId.rawValue), "keyId": .string(keyId), "revoked": .bool(true)])
                 } else {
@@ -100,6 +97,15 @@ struct KeysCommand: AsyncParsableCommand {
                 }
             }
         }
+    }
+}
+
+extension OperatorOptions {
+    /// Opens the store and runs `body` with the tenants' API keys (as the API reaches them) and
+    /// whether `--json` was asked for.
+    func withApiKeys(_ body: (ApiKeys, _ json: Bool) async throws -> Void) async throws {
+        let json = self.json
+        try await storeOptions.withOperatorStore { opened in try await body(ApiKeys(store: opened.store, hasher: CryptoSecretHasher()), json) }
     }
 }
 
