@@ -78,7 +78,8 @@ public func routeTable(_ dependencies: AppDependencies) -> [Route] {
         onboarding: OnboardingService(store: dependencies.store, hasher: dependencies.hasher, ids: dependencies.ids, clock: dependencies.clock),
         tenants: TenantService(store: dependencies.store),
         lifecycle: TenantLifecycle(store: dependencies.store, clock: dependencies.clock),
-        idempotency: Idempotency(store: dependencies.store, clock: dependencies.clock)
+        idempotency: Idempotency(store: dependencies.store, clock: dependencies.clock),
+        offboarding: dependencies.offboarding.offboarding
     )
     let keys = ApiKeyController(apiKeys: dependencies.apiKeys, idempotency: Idempotency(store: dependencies.store, clock: dependencies.clock))
     let resources = ResourceController(resources: TenantResources(store: dependencies.store, clock: dependencies.clock))

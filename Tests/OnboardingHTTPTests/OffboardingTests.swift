@@ -114,6 +114,42 @@ struct OffboardingTests {
         }
     }
 
+    @Test("GET of an OFFBOARDING tenant shows the items deleted so far; the tombstone shows none")
+    func progressShows() async throws {
+        try await TestServer.run { api, fixture in
+            let (id, _) = try await api.newTenant()
+            let tenantId = try #require(TenantID(id))
+            // 150 resources: more than one batch.
+            var writes: [TransactionWrite] = []
+            for index in 0..<150 {
+                writes.append(.put(Item(tenantId: id, resourceKey: "doc#\(index)", attributes: ["n": .int(index)]), condition: nil))
+            }
+            for start in stride(from: 0, to: writes.count, by: 50) { try await fixture.store.transact(Array(writes[start..<start + 50])) }
+            // Started as DELETE starts it, not enqueued: the server's worker leaves it alone until
+            // its next scan, a minute away.
+            let offboarding = Offboarding(store: fixture.store)
+            _ = try await offboarding.start(tenantId)
+
+            let started = try await api.tenant(id)
+            #expect(started["status"] == "OFFBOARDING")
+            #expect(started.json["offboardingProgress"]?.mapValue?["itemsDeleted"]?.intValue == 0)
+
+            // Stopped after its first batch (a crash, or Lambda's bounded step).
+            let run = try await offboarding.finish(tenantId, maxBatches: 1)
+            #expect(run.outcome == .unfinished && run.itemsDeleted > 0)
+            let midway = try await api.tenant(id)
+            #expect(midway["status"] == "OFFBOARDING")
+            #expect(midway.json["offboardingProgress"]?.mapValue?["itemsDeleted"]?.intValue == run.itemsDeleted)
+            #expect(midway.headers[.eTag] == started.headers[.eTag])
+
+            let done = try await offboarding.finish(tenantId)
+            #expect(done.itemsDeleted == 151)  // the 150 documents and the first API key
+            let tombstone = try await api.tenant(id)
+            #expect(tombstone["status"] == "OFFBOARDED")
+            #expect(tombstone.json["offboardingProgress"] == nil)
+        }
+    }
+
     /// Reads the tenant as the admin until it is `OFFBOARDED` (the worker polls every 250 ms).
     static func waitUntilOffboarded(_ id: String, api: APIClient, sourceLocation: SourceLocation = #_sourceLocation) async throws -> APIResponse {
         for _ in 0..<400 {

@@ -5,7 +5,10 @@ import OnboardingCore
 public enum APIRepresentation {
     /// A tenant (schema `Tenant`). A tombstone (OFFBOARDED) has no name or phone; the other
     /// dates appear once they exist.
-    public static func tenant(_ tenant: Tenant) -> [String: AttributeValue] {
+    /// - Parameter itemsDeleted: an `OFFBOARDING` tenant's progress (its offboarding marker's
+    ///   count, ``Offboarding/progress(_:)``), shown as `offboardingProgress`; ignored in other
+    ///   states.
+    public static func tenant(_ tenant: Tenant, itemsDeleted: Int? = nil) -> [String: AttributeValue] {
         var fields: [String: AttributeValue] = [
             "tenantId": .string(tenant.id.rawValue),
             "status": .string(tenant.status.rawValue),
@@ -19,6 +22,9 @@ public enum APIRepresentation {
         if let at = tenant.suspendedAt { fields["suspendedAt"] = .string(at) }
         if let at = tenant.offboardingStartedAt { fields["offboardingStartedAt"] = .string(at) }
         if let at = tenant.offboardedAt { fields["offboardedAt"] = .string(at) }
+        if tenant.status == .offboarding, let itemsDeleted {
+            fields["offboardingProgress"] = .map(["itemsDeleted": .int(itemsDeleted)])
+        }
         return fields
     }
 

@@ -12,6 +12,8 @@ struct TenantController: Sendable {
     let lifecycle: TenantLifecycle
     /// `Idempotency-Key` on `POST /onboard`.
     let idempotency: Idempotency
+    /// Reads an `OFFBOARDING` tenant's progress for `GET /tenants/{tenantId}`.
+    let offboarding: Offboarding
 
     var routes: [Route] {
         [
@@ -104,7 +106,12 @@ struct TenantController: Sendable {
 
     @Sendable func tenant(_ request: Request, context: AppRequestContext) async throws -> Response {
         let id = try Self.tenantID(context)
-        return Self.tenantResponse(try await tenants.tenant(id))
+        let tenant = try await tenants.tenant(id)
+        // Only the admin sees an OFFBOARDING tenant (its own credentials are refused), so the
+        // marker's extra read is paid only on that rare answer.
+        guard tenant.status == .offboarding else { return Self.tenantResponse(tenant) }
+        let itemsDeleted = try await offboarding.progress(id) ?? 0
+        return JSONBody.response(.ok, APIRepresentation.tenant(tenant, itemsDeleted: itemsDeleted), headers: [.eTag: Self.etag(tenant)])
     }
 
     static func location(_ id: TenantID) -> String { "/tenants/\(id.rawValue)" }
