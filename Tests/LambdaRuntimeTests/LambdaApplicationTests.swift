@@ -133,6 +133,51 @@ struct LambdaApplicationTests {
         }
     }
 
+    @Test("an offboarding left unfinished (a crash after its first batch) is finished by the step after an invocation, not at start-up")
+    func unfinishedOffboardingBetweenInvocations() async throws {
+        try await withSQLiteStore { store in
+            let onboarded = try await OnboardingService(store: store, hasher: CryptoSecretHasher()).onboard(
+                OnboardingRequest(json: ["clientName": .string("Leaving Ltd"), "clientPhone": .string("+14155550101")])
+            )
+            let id = onboarded.tenant.id
+            var writes: [TransactionWrite] = []
+            for index in 0..<250 {
+                writes.append(.put(Item(tenantId: id.rawValue, resourceKey: "doc#\(index)", attributes: ["n": .int(index)]), condition: nil))
+            }
+            for start in stride(from: 0, to: writes.count, by: 50) { try await store.transact(Array(writes[start..<start + 50])) }
+            // The function that started it "died" after its first batch.
+            let offboarding = Offboarding(store: store)
+            _ = try await offboarding.start(id)
+            let stopped = try await offboarding.finish(id, maxBatches: 1)
+            #expect(stopped.outcome == .unfinished && stopped.itemsDeleted > 0)
+
+            let client = ScriptedRuntimeClient(
+                check: { try await store.get(Tenant.key(id))?["status"]?.stringValue ?? "absent" },
+                Array(repeating: { _ in
+                    var health = try sampleEvent("rest-v1")
+                    health["httpMethod"] = "GET"
+                    health["path"] = "/health"
+                    health["body"] = NSNull()
+                    health["isBase64Encoded"] = false
+                    return health
+                }, count: 2)
+            )
+            let app = try await buildApplication(try lambdaConfiguration(), runtime: .lambda, overrides: AppOverrides(store: store))
+            try await app.lambdaLoop(client: client).run(maxInvocations: 2)
+
+            #expect(client.answers.map { $0["statusCode"] as? Int } == [200, 200])
+            // Still OFFBOARDING when the first answer is posted; finished before the next event is asked for.
+            #expect(
+                client.timeline == [
+                    "next (OFFBOARDING)", "response 200 (OFFBOARDING)",
+                    "next (OFFBOARDED)", "response 200 (OFFBOARDED)",
+                ]
+            )
+            #expect(try await store.query(ItemQuery(tenantId: id.rawValue, prefix: "", limit: 10)).items.map(\.key.resourceKey) == ["TENANT#\(id.rawValue)"])
+            #expect(try await offboarding.pending().isEmpty)
+        }
+    }
+
     @Test("start-up on Lambda writes nothing (the admin token is read when first presented); serve generates and stores one")
     func lambdaStartUpWritesNothing() async throws {
         try await withSQLiteStore { store in
