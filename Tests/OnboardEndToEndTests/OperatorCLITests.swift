@@ -171,6 +171,27 @@ struct OperatorCLITests {
         #expect(try rest.objects().count == 2)
     }
 
+    @Test("offboard on a tenant a crash left OFFBOARDING finishes it, counting the earlier batch's items too")
+    func offboardFinishesUnfinished() async throws {
+        let folder = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let store = Self.sqlite(folder)
+        let database = store[1]
+        let (id, firstBatch) = try await unfinishedOffboarding(database: database, resources: 250)
+        let shown = try await onboardCLI(["tenants", "show", id, "--json"] + store)
+        #expect(try shown.object()["status"] == .string("OFFBOARDING"), "\(shown)")
+
+        let offboarded = try await onboardCLI(["tenants", "offboard", id] + store)
+        #expect(offboarded.status == 0, "\(offboarded)")
+        // The 250 documents and the API key, the first batch's \(firstBatch) included.
+        #expect(offboarded.lines.first == "offboarded: 251 items deleted", "first batch \(firstBatch): \(offboarded)")
+        let tombstone = try await onboardCLI(["tenants", "show", id, "--json"] + store)
+        #expect(try tombstone.object()["status"] == .string("OFFBOARDED"), "\(tombstone)")
+        let left = try await partitionLeft(database: database, id: id)
+        #expect(left.resourceKeys == ["TENANT#\(id)"])
+        #expect(left.marked == false)
+    }
+
     @Test("a tenant that does not exist: exit 1 with one line on standard error")
     func notFound() async throws {
         let folder = try temporaryFolder()
