@@ -66,19 +66,31 @@ struct APIClient: Sendable {
         _ method: HTTPRequest.Method, _ path: String, headers: HTTPFields = [:], bytes: [UInt8]?,
         sourceLocation: SourceLocation = #_sourceLocation
     ) async throws -> APIResponse {
+        recordSent(headers)
+        let response = try await client.executeRequest(uri: path, method: method, headers: headers, body: bytes.map { ByteBuffer(bytes: $0) })
+        let body = response.body.readableBytesView.map { $0 }
+        let result = APIResponse(status: Int(response.status.code), headers: response.headers, body: body)
+        checkReceived(method, path, result, sourceLocation: sourceLocation)
+        return result
+    }
+
+    /// Records the credentials a request carries: its Authorization (and the token in it) and its
+    /// Idempotency-Key (which unlocks a replay of the sealed apiKey).
+    func recordSent(_ headers: HTTPFields) {
         if let authorization = headers[.authorization] {
             secrets.record(authorization)
             if let token = authorization.split(separator: " ", maxSplits: 1).last { secrets.record(String(token)) }
         }
-        let response = try await client.executeRequest(uri: path, method: method, headers: headers, body: bytes.map { ByteBuffer(bytes: $0) })
-        let body = response.body.readableBytesView.map { $0 }
-        let result = APIResponse(status: Int(response.status.code), headers: response.headers, body: body)
+        for key in headers[values: .idempotencyKeyForTests] { secrets.record(key) }
+    }
+
+    /// Records an issued apiKey and checks the response against openapi.yaml.
+    func checkReceived(_ method: HTTPRequest.Method, _ path: String, _ result: APIResponse, sourceLocation: SourceLocation) {
         if let issued = result["apiKey"] { secrets.record(issued) }
         let violations = OpenAPIValidator.shared.violations(
-            method: method, path: path, status: result.status, headers: result.headers, body: body
+            method: method, path: path, status: result.status, headers: result.headers, body: result.body
         )
         #expect(violations.isEmpty, "response does not conform to openapi.yaml: \(violations)", sourceLocation: sourceLocation)
-        return result
     }
 
     /// `POST /onboard` with a JSON body.
