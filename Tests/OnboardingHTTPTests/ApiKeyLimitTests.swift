@@ -34,17 +34,13 @@ struct ApiKeyLimitTests {
         try await fixture.store.put(profile)
     }
 
-    /// `count` concurrent `POST /tenants/{id}/api-keys`, their statuses and problem codes.
-    static func createConcurrently(_ api: APIClient, _ id: String, token: String, count: Int) async throws -> [(status: Int, code: String?)] {
-        try await withThrowingTaskGroup(of: (Int, String?).self) { group in
-            for _ in 0..<count {
-                group.addTask {
-                    let response = try await api.call(.post, "/tenants/\(id)/api-keys", token: token)
-                    return (response.status, response["code"])
-                }
-            }
-            return try await group.reduce(into: []) { $0.append($1) }
-        }
+    /// `count` concurrent `POST /tenants/{id}/api-keys`, each on a connection of its own (see
+    /// ``APIClient/sendConcurrently(_:port:connections:timeout:sourceLocation:)``): their statuses and problem codes.
+    static func createConcurrently(
+        _ api: APIClient, _ fixture: TestFixture, _ id: String, token: String, count: Int
+    ) async throws -> [(status: Int, code: String?)] {
+        let requests = Array(repeating: ConcurrentRequest.call(.post, "/tenants/\(id)/api-keys", token: token), count: count)
+        return try await api.sendConcurrently(requests, port: fixture.port).map { ($0.status, $0["code"]) }
     }
 
     @Test("100 concurrent key requests leave exactly 20 live keys; the rest are 409 limit-reached; the count matches")
@@ -52,7 +48,7 @@ struct ApiKeyLimitTests {
         try await TestServer.run(logLevel: .warning) { api, fixture in
             let (id, key) = try await api.newTenant()
             let before = try await fixture.itemCount()
-            let answers = try await Self.createConcurrently(api, id, token: key, count: 100)
+            let answers = try await Self.createConcurrently(api, fixture, id, token: key, count: 100)
             #expect(answers.filter { $0.status == 201 }.count == ApiKeys.maxKeysPerTenant - 1)
             #expect(answers.filter { $0.status == 409 && $0.code == "limit-reached" }.count == 100 - (ApiKeys.maxKeysPerTenant - 1))
             #expect(answers.allSatisfy { $0.status == 201 || $0.status == 409 })
@@ -67,9 +63,10 @@ struct ApiKeyLimitTests {
             let revoked = try #require(stored.keyIds.first { !key.contains($0) })
             #expect(try await api.call(.delete, "/tenants/\(id)/api-keys/\(revoked)", token: key).status == 204)
             #expect(try await Self.storedKeys(fixture, id).count == ApiKeys.maxKeysPerTenant - 1)
-            let again = try await Self.createConcurrently(api, id, token: key, count: 10)
-            #expect(answers.count == 100)
+            let again = try await Self.createConcurrently(api, fixture, id, token: key, count: 10)
+            #expect(again.count == 10)
             #expect(again.filter { $0.status == 201 }.count == 1)
+            #expect(again.filter { $0.status == 409 && $0.code == "limit-reached" }.count == 9)
             #expect(try await Self.storedKeys(fixture, id).count == ApiKeys.maxKeysPerTenant)
         }
     }
@@ -82,7 +79,7 @@ struct ApiKeyLimitTests {
                 #expect(try await api.call(.post, "/tenants/\(id)/api-keys", token: key).status == 201)
             }
             try await Self.forgetCount(fixture, id)
-            let answers = try await Self.createConcurrently(api, id, token: key, count: 40)
+            let answers = try await Self.createConcurrently(api, fixture, id, token: key, count: 40)
             #expect(answers.filter { $0.status == 201 }.count == ApiKeys.maxKeysPerTenant - 5)
             #expect(answers.filter { $0.status == 409 && $0.code == "limit-reached" }.count == 40 - (ApiKeys.maxKeysPerTenant - 5))
             let stored = try await Self.storedKeys(fixture, id)

@@ -269,25 +269,24 @@ struct LifecycleTests {
 
     @Test("20 concurrent PATCHes without If-Match all apply (version 21); with the same If-Match exactly one wins")
     func concurrentPatches() async throws {
-        try await TestServer.run(logLevel: .warning) { api, _ in
+        try await TestServer.run(logLevel: .warning) { api, fixture in
             let (id, _) = try await api.newTenant("Race")
-            let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
-                for index in 0..<20 {
-                    group.addTask { try await patch(api, id, #"{"clientName": "Writer \#(index)"}"#).status }
+            // Each on a connection of its own: `api.send` would have Hummingbird serve them one by one.
+            func patches(ifMatch: String?) -> [ConcurrentRequest] {
+                (0..<20).map { index in
+                    var headers: HTTPFields = [.authorization: "Bearer \(Self.admin)", .contentType: "application/merge-patch+json"]
+                    if let ifMatch { headers[.ifMatch] = ifMatch }
+                    let name = ifMatch == nil ? "Writer \(index)" : "Conditional \(index)"
+                    return ConcurrentRequest(method: .patch, path: "/tenants/\(id)", headers: headers, body: #"{"clientName": "\#(name)"}"#)
                 }
-                return try await group.reduce(into: []) { $0.append($1) }
             }
+            let statuses = try await api.sendConcurrently(patches(ifMatch: nil), port: fixture.port).map(\.status)
             #expect(statuses == Array(repeating: 200, count: 20))
             let after = try await api.tenant(id)
             #expect(after.json["version"] == .int(21), "no update was lost")
             #expect(after.headers[.eTag] == #""21""#)
 
-            let conditional = try await withThrowingTaskGroup(of: Int.self) { group in
-                for index in 0..<20 {
-                    group.addTask { try await patch(api, id, #"{"clientName": "Conditional \#(index)"}"#, ifMatch: #""21""#).status }
-                }
-                return try await group.reduce(into: []) { $0.append($1) }
-            }
+            let conditional = try await api.sendConcurrently(patches(ifMatch: #""21""#), port: fixture.port).map(\.status)
             #expect(conditional.filter { $0 == 200 }.count == 1)
             #expect(conditional.filter { $0 == 412 }.count == 19)
             #expect(try await api.tenant(id).json["version"] == .int(22))
