@@ -241,44 +241,17 @@ struct IdempotencyTests {
         }
     }
 
-    @Test("500 concurrent POST /onboard with one key (100 on moto): one tenant; every answer the 201, its replay or 409")
+    @Test("500 concurrent POST /onboard with one key: one tenant; every answer the 201, its replay or 409")
     func concurrentDuplicates() async throws {
-        // moto serves one request at a time (see TestStore); 100 still race every claim there.
-        let count = TestStore.isDynamoDB ? 100 : 500
+        let count = 500
         try await TestServer.run(logLevel: .warning) { api, fixture in
-            var configuration = HTTPClient.Configuration()
-            configuration.connectionPool = .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
-            let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
             let key = Self.newKey()
-            let base = "http://127.0.0.1:\(fixture.port)"
-            let answers: [(status: Int, replayed: Bool, tenantId: String?, code: String?)]
-            do {
-                answers = try await withThrowingTaskGroup(of: (Int, Bool, String?, String?).self) { group in
-                    for _ in 0..<count {
-                        group.addTask {
-                            var request = HTTPClientRequest(url: base + "/onboard")
-                            request.method = .POST
-                            request.headers.add(name: "Content-Type", value: "application/json")
-                            request.headers.add(name: "Idempotency-Key", value: key)
-                            request.body = .bytes(ByteBuffer(string: Self.body))
-                            let response = try await client.execute(request, timeout: .seconds(120))
-                            let body = try await response.body.collect(upTo: 1 << 16)
-                            let json = (try? JSONCodec.parse(body.readableBytesView))?.mapValue ?? [:]
-                            return (
-                                Int(response.status.code), response.headers.first(name: "Idempotent-Replayed") == "true",
-                                json["tenantId"]?.stringValue, json["code"]?.stringValue
-                            )
-                        }
-                    }
-                    var answers: [(status: Int, replayed: Bool, tenantId: String?, code: String?)] = []
-                    for try await answer in group { answers.append(answer) }
-                    return answers
-                }
-            } catch {
-                try await client.shutdown()
-                throw error
+            let request = ConcurrentRequest(
+                method: .post, path: "/onboard", headers: [.contentType: "application/json", .idempotencyKeyForTests: key], body: Self.body
+            )
+            let answers = try await api.sendConcurrently(Array(repeating: request, count: count), port: fixture.port).map { answer in
+                (status: answer.status, replayed: answer.headers[.idempotentReplayedForTests] == "true", tenantId: answer["tenantId"], code: answer["code"])
             }
-            try await client.shutdown()
             #expect(answers.count == count)
             let created = answers.filter { $0.status == 201 }
             let firsts = created.filter { !$0.replayed }
