@@ -49,7 +49,8 @@ struct IsolationMatrixTests {
             row(.post, "/onboard", own: 201, other: 201, none: 201, admin: 201),
             row(.get, "/tenants", own: 403, other: 403, none: 401, admin: 200),
             row(.get, "/tenants/{tenantId}", own: 200, other: 404, none: 401, admin: 200),
-            // Offboarding cannot be undone: each cell offboards a tenant of its own (see below).
+            // Offboarding cannot be undone: each cell targets a tenant of its own (see below), and
+            // "own" is that tenant's own credentials: offboarding is the admin's alone (Access.admin).
             row(.delete, "/tenants/{tenantId}", own: 403, other: 403, none: 401, admin: 202),
             row(.post, "/tenants/{tenantId}/api-keys", own: 201, other: 404, none: 401, admin: 201),
             row(.get, "/tenants/{tenantId}/api-keys", own: 200, other: 404, none: 401, admin: 200),
@@ -123,9 +124,16 @@ struct IsolationMatrixTests {
                     }
 
                     // DELETE /tenants/{tenantId} targets a fresh tenant: the admin's 202 offboards it.
+                    // Its "own" cells use that tenant's own credentials (a tenant offboarding itself);
+                    // the other cells keep B's and A's.
                     var target = a
+                    var ownKey = keyA
+                    var ownJWT = jwts[.ownJWT]
                     if row.method == .delete && row.route == "/tenants/{tenantId}" {
-                        target = try #require(try await api.onboard(#"{"clientName": "Disposable", "clientPhone": "+14155550144"}"#)["tenantId"])
+                        let disposable = try await api.onboard(#"{"clientName": "Disposable", "clientPhone": "+14155550144"}"#)
+                        target = try #require(disposable["tenantId"])
+                        ownKey = try #require(disposable["apiKey"])
+                        if caller == .ownJWT, let cognito { ownJWT = try await cognito.idToken(forTenant: target) }
                     }
                     let path = row.route
                         .replacingOccurrences(of: "{tenantId}", with: target)
@@ -134,13 +142,14 @@ struct IsolationMatrixTests {
                         .replacingOccurrences(of: "{resourceId}", with: "same")
                     var headers: HTTPFields = [:]
                     switch caller {
-                    case .ownKey: headers[.authorization] = "Bearer \(keyA)"
+                    case .ownKey: headers[.authorization] = "Bearer \(ownKey)"
                     case .otherTenantKey: headers[.authorization] = "Bearer \(keyB)"
                     case .revokedKey: headers[.authorization] = "Bearer \(revokedA)"
                     case .none: break
                     case .malformedHeader: headers[.authorization] = "Basic \(Data("a:b".utf8).base64EncodedString())"
                     case .admin: headers[.authorization] = "Bearer \(TestServer.adminToken)"
-                    case .ownJWT, .otherTenantJWT, .expiredJWT: headers[.authorization] = "Bearer \(try #require(jwts[caller]))"
+                    case .ownJWT: headers[.authorization] = "Bearer \(try #require(ownJWT))"
+                    case .otherTenantJWT, .expiredJWT: headers[.authorization] = "Bearer \(try #require(jwts[caller]))"
                     }
                     var body: String?
                     if row.method == .put {
@@ -160,6 +169,12 @@ struct IsolationMatrixTests {
                     #expect(response.status == expected, "\(row.method) \(row.route) as \(caller)")
                     if response.status >= 400 {
                         #expect(response.headers[.contentType] == "application/problem+json", "\(row.method) \(row.route) as \(caller)")
+                    }
+                    if target != a {
+                        // Offboarding started exactly when the answer says so.
+                        let state = try await api.call(.get, "/tenants/\(target)", token: TestServer.adminToken)["status"]
+                        let offboarding = state == "OFFBOARDING" || state == "OFFBOARDED"
+                        #expect(offboarding == (response.status == 202), "\(row.method) \(row.route) as \(caller): \(state ?? "no status")")
                     }
                     if row.route.contains("{keyId}") {
                         let cleanup = try await api.call(.delete, "/tenants/\(a)/api-keys/\(spareKey)", token: TestServer.adminToken)
