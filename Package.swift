@@ -83,7 +83,9 @@ let package = Package(
         // Cognito user pools on moto and tokens signed with moto's key (jwt-kit).
         .target(
             name: "OnboardTestSupport",
-            dependencies: ["AWSClient", "SigV4", "OnboardingCore", .product(name: "JWTKit", package: "jwt-kit")],
+            dependencies: [
+                "AWSClient", "SigV4", "OnboardingCore", .product(name: "JWTKit", package: "jwt-kit"), .product(name: "NIOCore", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         // The Lambda custom runtime: the Runtime API loop and API Gateway events ⇄ HTTP.
@@ -267,6 +269,7 @@ let package = Package(
                 "onboard",
                 "OnboardingCore",
                 "OnboardingDynamoDB",
+                "OnboardingSQLite",
                 "OnboardTestSupport",
                 "AWSClient",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

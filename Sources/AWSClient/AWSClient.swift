@@ -20,6 +20,9 @@ public final class AWSClient: Sendable {
     public let retryPolicy: RetryPolicy
     /// The most a single HTTP attempt may take.
     public let requestTimeout: TimeAmount
+    /// The time a call made outside any request's ``RetryBudget`` may take, retries included
+    /// (the CLI, background work, tests).
+    public let defaultBudget: Duration
     private let httpClient: HTTPClient
     private let logger: Logger
     /// One signer per service (each keeps its day's signing key; replaced when the credentials
@@ -32,12 +35,13 @@ public final class AWSClient: Sendable {
         region: String,
         retryPolicy: RetryPolicy = .standard,
         requestTimeout: TimeAmount = .seconds(10),
+        defaultBudget: Duration = RetryBudget.defaultTimeout,
         maxConnections: Int = 64,
         logger: Logger = Logger(label: "onboard.aws")
     ) {
         self.init(
             credentialProvider: StaticCredentialProvider(credentials), region: region, retryPolicy: retryPolicy, requestTimeout: requestTimeout,
-            maxConnections: maxConnections, logger: logger
+            defaultBudget: defaultBudget, maxConnections: maxConnections, logger: logger
         )
     }
 
@@ -48,6 +52,7 @@ public final class AWSClient: Sendable {
         region: String,
         retryPolicy: RetryPolicy = .standard,
         requestTimeout: TimeAmount = .seconds(10),
+        defaultBudget: Duration = RetryBudget.defaultTimeout,
         maxConnections: Int = 64,
         logger: Logger = Logger(label: "onboard.aws")
     ) {
@@ -55,6 +60,7 @@ public final class AWSClient: Sendable {
         self.region = region
         self.retryPolicy = retryPolicy
         self.requestTimeout = requestTimeout
+        self.defaultBudget = defaultBudget
         self.logger = logger
         var configuration = HTTPClient.Configuration(
             timeout: .init(connect: .seconds(3), read: requestTimeout),
@@ -85,7 +91,7 @@ public final class AWSClient: Sendable {
             cache.targets[url] = destination
             return destination
         }
-        return try await RetryBudget.withCurrent(orNew: RetryBudget(timeout: RetryBudget.defaultTimeout, maxRetries: retryPolicy.maxAttempts - 1)) { budget in
+        return try await RetryBudget.withCurrent(orNew: RetryBudget(timeout: defaultBudget, maxRetries: retryPolicy.maxAttempts - 1)) { budget in
             var attempt = 0
             // Whether an earlier attempt may have been applied although its answer never came
             // (no answer, or a 5xx): a conditional write that then fails its own condition may

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import AWSClient
+import NIOCore
 import Foundation
 import SigV4
 import Synchronization
@@ -184,6 +185,13 @@ extension MotoServer {
 /// The AWS client the tests share: fixed test credentials, region us-east-1.
 public enum TestAWSClients {
     public static let credentials = AWSCredentials(accessKeyId: "testing", secretAccessKey: "testing")
-    private static let shared = AWSClient(credentials: credentials, region: "us-east-1")
+    /// Patient, because moto is: it serves one request at a time and copies a table for each
+    /// transaction, so when many suites share it on a busy machine an answer can take tens of
+    /// seconds. A short timeout would resend work moto still does (piling more onto its queue)
+    /// and fail tests that have nothing wrong but the wait. Tests of timeouts and budgets make
+    /// clients of their own.
+    private static let shared = AWSClient(
+        credentials: credentials, region: "us-east-1", requestTimeout: .seconds(90), defaultBudget: .seconds(180)
+    )
     public static func client() -> AWSClient { shared }
 }

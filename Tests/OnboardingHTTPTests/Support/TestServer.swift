@@ -235,6 +235,10 @@ enum TestServer {
         configuration.adminToken = adminToken
         configuration.onboarding = onboardingAccess
         configuration.rateLimits = rateLimits
+        // moto answers one request at a time: under the whole suite's load a request can wait
+        // longer than serve's default deadline for nothing but the queue (tests of deadlines
+        // set their own).
+        if TestStore.isDynamoDB { configuration.requestDeadline = .seconds(90) }
         let app = try await buildApplication(configuration, overrides: AppOverrides(
             store: store, wrapStore: wrapStore, logger: logger, jwtVerifier: jwt,
             // API keys' lastUsedAt, written as `serve` writes it (a short interval, for the tests' sake).
