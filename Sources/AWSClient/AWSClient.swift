@@ -37,11 +37,12 @@ public final class AWSClient: Sendable {
         requestTimeout: TimeAmount = .seconds(10),
         defaultBudget: Duration = RetryBudget.defaultTimeout,
         maxConnections: Int = 64,
+        connectTimeout: TimeAmount = .seconds(3),
         logger: Logger = Logger(label: "onboard.aws")
     ) {
         self.init(
             credentialProvider: StaticCredentialProvider(credentials), region: region, retryPolicy: retryPolicy, requestTimeout: requestTimeout,
-            defaultBudget: defaultBudget, maxConnections: maxConnections, logger: logger
+            defaultBudget: defaultBudget, maxConnections: maxConnections, connectTimeout: connectTimeout, logger: logger
         )
     }
 
@@ -54,6 +55,7 @@ public final class AWSClient: Sendable {
         requestTimeout: TimeAmount = .seconds(10),
         defaultBudget: Duration = RetryBudget.defaultTimeout,
         maxConnections: Int = 64,
+        connectTimeout: TimeAmount = .seconds(3),
         logger: Logger = Logger(label: "onboard.aws")
     ) {
         self.credentialProvider = credentialProvider
@@ -63,7 +65,8 @@ public final class AWSClient: Sendable {
         self.defaultBudget = defaultBudget
         self.logger = logger
         var configuration = HTTPClient.Configuration(
-            timeout: .init(connect: .seconds(3), read: requestTimeout),
+            // `connect` also bounds the wait for a free connection when all `maxConnections` are busy.
+            timeout: .init(connect: connectTimeout, read: requestTimeout),
             connectionPool: .init(idleTimeout: .seconds(50), concurrentHTTP1ConnectionsPerHostSoftLimit: maxConnections)
         )
         configuration.decompression = .disabled

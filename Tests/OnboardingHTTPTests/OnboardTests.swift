@@ -113,6 +113,9 @@ struct OnboardTests {
         try await TestServer.run(logLevel: .warning) { api, fixture in
             var configuration = HTTPClient.Configuration()
             configuration.connectionPool = .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
+            // Requests beyond the pool's connections wait for one; on a busy machine (CI runs every suite at
+            // once on 2 cores) that wait can pass AsyncHTTPClient's default 10 s, which is not what is tested.
+            configuration.timeout = .init(connect: .seconds(120), read: .seconds(300))
             let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
             let base = "http://127.0.0.1:\(fixture.port)"
             do {

@@ -34,6 +34,9 @@ extension APIClient {
     ) async throws -> [APIResponse] {
         var configuration = HTTPClient.Configuration()
         configuration.connectionPool = .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: connections)
+        // Requests beyond the pool's connections wait for one; on a busy machine (CI runs every suite at
+        // once on 2 cores) that wait can pass AsyncHTTPClient's default 10 s, which is not what is tested.
+        configuration.timeout = .init(connect: .seconds(120), read: .seconds(300))
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         let answers: [APIResponse]
         do {
