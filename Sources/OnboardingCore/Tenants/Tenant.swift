@@ -26,9 +26,6 @@ public enum TenantStatus: String, Sendable, Hashable, CaseIterable {
         }
     }
 
-    /// Whether the tenant's own credentials (API keys, JWTs) may act: only when ACTIVE.
-    public var acceptsTenantCredentials: Bool { self == .active }
-
     /// Whether items may still be added to the tenant's partition (keys, resources): ACTIVE or
     /// SUSPENDED (the admin still manages a suspended tenant); never once offboarding started.
     public var acceptsNewItems: Bool { self == .active || self == .suspended }
