@@ -132,12 +132,30 @@ let package = Package(
             resources: [.embedInCode("Resources/openapi.yaml")],
             swiftSettings: swiftSettings
         ),
+        // Lifecycle events leave the process here: the outbox dispatcher and its sinks (signed
+        // webhooks, SNS, EventBridge, the log).
+        .target(
+            name: "OnboardingEvents",
+            dependencies: [
+                "OnboardingCore",
+                "AWSClient",
+                "RequestBudget",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // The one wiring: settings, the opened store, `buildApplication` and its background
         // services; `serve`, the Lambda entry and the HTTP tests all build the application here.
         .target(
             name: "OnboardingApp",
             dependencies: [
                 "OnboardingCore",
+                "OnboardingEvents",
                 "OnboardingHTTP",
                 "OnboardingSQLite",
                 "OnboardingDynamoDB",
@@ -157,6 +175,7 @@ let package = Package(
             name: "onboard",
             dependencies: [
                 "OnboardingApp",
+                "OnboardingEvents",
                 "OnboardingCore",
                 "OnboardingSQLite",
                 "OnboardingDynamoDB",
@@ -195,6 +214,7 @@ let package = Package(
         .testTarget(
             name: "OnboardingHTTPTests",
             dependencies: [
+                "OnboardingEvents",
                 "OnboardingApp",
                 "OnboardingCore",
                 "OnboardingSQLite",
@@ -244,6 +264,7 @@ let package = Package(
         .testTarget(
             name: "LambdaRuntimeTests",
             dependencies: [
+                "OnboardingEvents",
                 "OnboardingApp",
                 "LambdaRuntime",
                 "OnboardingCore",
@@ -256,6 +277,29 @@ let package = Package(
             exclude: ["Events"],
             swiftSettings: testSwiftSettings
         ),
+        // The outbox dispatcher and the sinks, against real peers: SQLite, moto's SNS/EventBridge/SQS,
+        // webhook receivers on 127.0.0.1.
+        .testTarget(
+            name: "OnboardingEventsTests",
+            dependencies: [
+                "OnboardingEvents",
+                "OnboardingCore",
+                "OnboardingSQLite",
+                "OnboardingDynamoDB",
+                "OnboardTestSupport",
+                "AWSClient",
+                "RequestBudget",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "InMemoryLogging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: testSwiftSettings
+        ),
         // The store contract's semantics, run against every store.
         .testTarget(
             name: "TenantStoreConformanceTests",
@@ -266,6 +310,7 @@ let package = Package(
         .testTarget(
             name: "OnboardEndToEndTests",
             dependencies: [
+                "OnboardingEvents",
                 "onboard",
                 "OnboardingCore",
                 "OnboardingDynamoDB",
