@@ -1,5 +1,3 @@
-import OnboardingCore
-
 /// How the API shows its objects as JSON (the schemas of openapi.yaml): one place for the
 /// routes and for the operator CLI's `--json`, so the two cannot drift apart.
 public enum APIRepresentation {
