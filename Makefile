@@ -25,7 +25,7 @@ AMAZON_LINUX_IMAGE ?= swift:6.2-amazonlinux2
 SWIFT_BUILD_FLAGS ?= -c release --static-swift-stdlib
 SWIFT_BUILD_DIR ?= .build-lambda
 
-.PHONY: build-OnboardFunction build-OnboardFunctionWithCognito lambda-bootstrap print-architecture check-architecture
+.PHONY: build-OnboardFunction build-OnboardFunctionWithCognito build-EventSweepFunction lambda-bootstrap print-architecture check-architecture
 
 print-architecture:
 	@echo "$(ARCHITECTURE)"
@@ -44,7 +44,8 @@ lambda-bootstrap: check-architecture
 	  'yum install -y -q sqlite-devel make && make build-OnboardFunction ARTIFACTS_DIR=/src/.lambda-artifacts ARCHITECTURE=$(ARCHITECTURE)'
 	scripts/check-glibc.sh .lambda-artifacts/bootstrap $(GLIBC_MAX)
 
-build-OnboardFunction build-OnboardFunctionWithCognito: check-architecture
+# The event sweep function (template.yaml) is the same binary.
+build-OnboardFunction build-OnboardFunctionWithCognito build-EventSweepFunction: check-architecture
 ifdef ONBOARD_BINARY
 	cp "$(ONBOARD_BINARY)" "$(ARTIFACTS_DIR)/bootstrap"
 else
