@@ -7,9 +7,10 @@ import RequestBudget
 import SigV4
 import Synchronization
 
-/// Calls AWS JSON-protocol APIs (DynamoDB's JSON 1.0, EventBridge's JSON 1.1): one signed
-/// `POST /` with `X-Amz-Target`, retried with exponential backoff and full jitter on throttling,
-/// 5xx and dropped connections, errors decoded from `__type` and `message`.
+/// Calls AWS JSON-protocol APIs (DynamoDB's JSON 1.0, EventBridge's JSON 1.1) and Query-protocol
+/// ones (SNS): one signed `POST /` (with `X-Amz-Target`, or a form-encoded `Action`), retried with
+/// exponential backoff and full jitter on throttling, 5xx and dropped connections, errors
+/// decoded from `__type` and `message` (JSON) or `<Code>` and `<Message>` (XML).
 ///
 /// One client keeps one keep-alive connection pool (async-http-client) for all calls; call
 /// ``shutdown()`` when done.
@@ -88,6 +89,19 @@ public final class AWSClient: Sendable {
     /// - Throws: ``AWSServiceError`` for an error answer (after retries for retryable ones),
     ///   ``AWSTransportError`` when no answer came.
     public func jsonCall(endpoint: String, signingName: String, target: String, contentType: String, body: [UInt8]) async throws -> [UInt8] {
+        try await call(
+            endpoint: endpoint, signingName: signingName, operation: target, headers: [("Content-Type", contentType), ("X-Amz-Target", target)],
+            body: body
+        )
+    }
+
+    /// One signed `POST /` of any protocol (JSON, Query), with the retries described on the
+    /// type: what ``jsonCall(endpoint:signingName:target:contentType:body:)`` and
+    /// ``queryCall(endpoint:signingName:action:version:parameters:)`` share.
+    /// - Parameters:
+    ///   - operation: the operation's name in errors and logs (`X-Amz-Target`, a Query `Action`).
+    ///   - headers: the protocol's headers (content type, target), signed; `User-Agent` is added.
+    func call(endpoint: String, signingName: String, operation target: String, headers: [SigV4Signer.Header], body: [UInt8]) async throws -> [UInt8] {
         let url = endpoint.hasSuffix("/") ? endpoint : endpoint + "/"
         let destination = try signing.withLock { cache in
             let destination = try cache.targets[url] ?? SigV4Signer.Target(url: url)
@@ -107,8 +121,7 @@ public final class AWSClient: Sendable {
                 }
                 do {
                     return try await send(
-                        url: url, signingName: signingName, destination: destination, target: target, contentType: contentType, body: body,
-                        timeout: timeout
+                        url: url, signingName: signingName, destination: destination, target: target, headers: headers, body: body, timeout: timeout
                     )
                 } catch var error as AWSServiceError {
                     error.answerLost = answerLost
@@ -153,22 +166,20 @@ public final class AWSClient: Sendable {
     /// expired (`ExpiredToken*`), they are invalidated, fresh ones fetched, and the request is
     /// sent once more with those (within the same `timeout`'s budget, as one attempt).
     private func send(
-        url: String, signingName: String, destination: SigV4Signer.Target, target: String, contentType: String, body: [UInt8],
+        url: String, signingName: String, destination: SigV4Signer.Target, target: String, headers: [SigV4Signer.Header], body: [UInt8],
         timeout: Duration
     ) async throws -> [UInt8] {
         let credentials = try await currentCredentials()
         do {
             return try await send(
-                url: url, signer: signer(for: signingName, credentials), destination: destination, target: target, contentType: contentType,
-                body: body, timeout: timeout
+                url: url, signer: signer(for: signingName, credentials), destination: destination, headers: headers, body: body, timeout: timeout
             )
         } catch let error as AWSServiceError where error.isExpiredCredentials {
             logger.info("AWS credentials expired; refreshing and sending again", metadata: ["target": "\(target)", "accessKeyId": "\(credentials.accessKeyId)"])
             credentialProvider.invalidate(credentials)
             let fresh = try await currentCredentials()
             return try await send(
-                url: url, signer: signer(for: signingName, fresh), destination: destination, target: target, contentType: contentType, body: body,
-                timeout: timeout
+                url: url, signer: signer(for: signingName, fresh), destination: destination, headers: headers, body: body, timeout: timeout
             )
         }
     }
@@ -196,14 +207,9 @@ public final class AWSClient: Sendable {
     }
 
     private func send(
-        url: String, signer: SigV4Signer, destination: SigV4Signer.Target, target: String, contentType: String, body: [UInt8],
-        timeout: Duration
+        url: String, signer: SigV4Signer, destination: SigV4Signer.Target, headers: [SigV4Signer.Header], body: [UInt8], timeout: Duration
     ) async throws -> [UInt8] {
-        let signed = try signer.sign(
-            method: "POST", target: destination,
-            headers: [("Content-Type", contentType), ("X-Amz-Target", target), ("User-Agent", "onboard/0.1")],
-            body: body, date: Date()
-        )
+        let signed = try signer.sign(method: "POST", target: destination, headers: headers + [("User-Agent", "onboard/0.1")], body: body, date: Date())
         var request = HTTPClientRequest(url: url)
         request.method = .POST
         for header in signed { request.headers.add(name: header.name, value: header.value) }
@@ -270,13 +276,15 @@ public struct AWSServiceError: Error, Sendable, CustomStringConvertible {
     init(status: Int, body: [UInt8], requestID: String?) {
         self.status = status
         self.body = body
-        self.requestID = requestID
         let object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any]
-        // Some answers (signature errors from moto and from AWS's front ends) are XML instead.
+        // Query-protocol services (SNS) answer errors in XML,
+        // `<ErrorResponse><Error><Type/><Code/><Message/></Error><RequestId/></ErrorResponse>`, and so
+        // do AWS's front ends and moto for signature errors on any protocol.
         let text = String(decoding: body, as: UTF8.self)
-        let rawType = (object?["__type"] as? String) ?? (object?["code"] as? String) ?? Self.xmlElement("Code", in: text) ?? "HTTP\(status)"
+        self.requestID = requestID ?? QueryXML.text(of: "RequestId", in: text)
+        let rawType = (object?["__type"] as? String) ?? (object?["code"] as? String) ?? QueryXML.text(of: "Code", in: text) ?? "HTTP\(status)"
         self.type = rawType.split(separator: "#").last.map(String.init) ?? rawType
-        self.message = (object?["message"] as? String) ?? (object?["Message"] as? String) ?? Self.xmlElement("Message", in: text) ?? ""
+        self.message = (object?["message"] as? String) ?? (object?["Message"] as? String) ?? QueryXML.text(of: "Message", in: text) ?? ""
     }
 
     /// The text of the first `<name>…</name>` element, if any.
