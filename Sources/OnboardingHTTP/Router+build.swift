@@ -26,6 +26,9 @@ public struct AppDependencies: Sendable {
     /// Finishes the offboardings `DELETE /tenants/{tenantId}` starts; `buildApplication` runs it
     /// as a background service (by default one over ``store``).
     public var offboarding: OffboardingWorker
+    /// Makes and records the events of every change the routes make (by default one on ``clock``
+    /// that wakes no dispatcher; `buildApplication` passes the dispatcher's).
+    public var events: EventRecorder
 
     public init(
         store: any TenantStore,
@@ -39,8 +42,10 @@ public struct AppDependencies: Sendable {
         claimMapping: ClaimMapping = ClaimMapping(),
         keyUsage: KeyUsageRecorder? = nil,
         requestDeadline: Duration = .seconds(10),
-        offboarding: OffboardingWorker? = nil
+        offboarding: OffboardingWorker? = nil,
+        events: EventRecorder? = nil
     ) {
+        let events = events ?? EventRecorder(clock: clock)
         self.store = store
         self.verifiers = verifiers
         self.ids = ids
@@ -52,10 +57,11 @@ public struct AppDependencies: Sendable {
         self.claimMapping = claimMapping
         self.keyUsage = keyUsage
         self.requestDeadline = requestDeadline
-        self.offboarding = offboarding ?? OffboardingWorker(store: store, clock: clock)
+        self.offboarding = offboarding ?? OffboardingWorker(store: store, clock: clock, events: events)
+        self.events = events
     }
 
-    var apiKeys: ApiKeys { ApiKeys(store: store, hasher: hasher, clock: clock) }
+    var apiKeys: ApiKeys { ApiKeys(store: store, hasher: hasher, clock: clock, events: events) }
 }
 
 /// Who may onboard a client: anyone (public sign-up, the brief's default) or only the admin.
@@ -75,9 +81,11 @@ public enum OnboardVersion {
 public func routeTable(_ dependencies: AppDependencies) -> [Route] {
     let tenants = TenantController(
         onboardingAccess: dependencies.onboardingAccess.access,
-        onboarding: OnboardingService(store: dependencies.store, hasher: dependencies.hasher, ids: dependencies.ids, clock: dependencies.clock),
+        onboarding: OnboardingService(
+            store: dependencies.store, hasher: dependencies.hasher, ids: dependencies.ids, clock: dependencies.clock, events: dependencies.events
+        ),
         tenants: TenantService(store: dependencies.store),
-        lifecycle: TenantLifecycle(store: dependencies.store, clock: dependencies.clock),
+        lifecycle: TenantLifecycle(store: dependencies.store, clock: dependencies.clock, events: dependencies.events),
         idempotency: Idempotency(store: dependencies.store, clock: dependencies.clock),
         offboarding: dependencies.offboarding.offboarding
     )

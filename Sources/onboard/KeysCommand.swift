@@ -105,7 +105,7 @@ extension OperatorOptions {
     /// whether `--json` was asked for.
     func withApiKeys(_ body: (ApiKeys, _ json: Bool) async throws -> Void) async throws {
         let json = self.json
-        try await storeOptions.withOperatorStore { opened in try await body(ApiKeys(store: opened.store, hasher: CryptoSecretHasher()), json) }
+        try await storeOptions.withOperatorStore { opened in try await body(ApiKeys(store: opened.store, hasher: CryptoSecretHasher(), events: operatorEvents), json) }
     }
 }
 

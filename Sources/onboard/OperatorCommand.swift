@@ -32,6 +32,8 @@ extension StoreOptions {
     ///
     /// Unlike ``withStore(kind:checkTable:_:)`` (exit 1 for every failure), the exit code says
     /// what happened, so scripts can tell a missing tenant (1) from a store that is down (69).
+    ///
+    /// `body` runs as the actor `operator`: the events of its changes say so.
     func withOperatorStore(_ body: (OpenedStore) async throws -> Void) async throws {
         let configuration: StoreConfiguration
         do {
@@ -54,7 +56,7 @@ extension StoreOptions {
             throw Console.fail("cannot open the store: \(error)", exitCode: OperatorExit.unavailable)
         }
         do {
-            try await body(opened)
+            try await ChangeContext.$current.withValue(ChangeContext(actor: "operator")) { try await body(opened) }
             await opened.close()
         } catch {
             await opened.close()
@@ -62,6 +64,11 @@ extension StoreOptions {
         }
     }
 }
+
+/// Records the events of the operator commands' changes, in each change's transaction like the
+/// server does (a running server's dispatcher delivers them from the outbox); their `source` is
+/// the default, `urn:onboard:<host>`.
+let operatorEvents = EventRecorder()
 
 /// Turns the errors of the services into a message on standard error and an exit code.
 enum OperatorFailure {

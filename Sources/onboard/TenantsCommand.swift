@@ -115,7 +115,7 @@ struct TenantsCommand: AsyncParsableCommand {
             if case .failure(let invalid) = request.validated() { throw OperatorFailure.exitCode(for: invalid) }
             let json = options.json
             try await options.storeOptions.withOperatorStore { opened in
-                let onboarded = try await OnboardingService(store: opened.store, hasher: CryptoSecretHasher()).onboard(request)
+                let onboarded = try await OnboardingService(store: opened.store, hasher: CryptoSecretHasher(), events: operatorEvents).onboard(request)
                 if json {
                     CLIOutput.json([
                         "tenantId": .string(onboarded.tenant.id.rawValue),
@@ -158,7 +158,7 @@ extension TenantsCommand {
             let id = try tenant.id()
             let patch = TenantPatch(clientName: name.map(RawField.string), clientPhone: phone.map(RawField.string))
             if case .failure(let invalid) = patch.validated() { throw OperatorFailure.exitCode(for: invalid) }
-            try await options.showTenant { store in try await TenantLifecycle(store: store).update(id, patch: patch) }
+            try await options.showTenant { store in try await TenantLifecycle(store: store, events: operatorEvents).update(id, patch: patch) }
         }
     }
 
@@ -179,7 +179,7 @@ extension TenantsCommand {
             let id = try tenant.id()
             if case .failure(let invalid) = TenantLifecycle.validatedReason(.string(reason)) { throw OperatorFailure.exitCode(for: invalid) }
             let reason = self.reason
-            try await options.showTenant { store in try await TenantLifecycle(store: store).suspend(id, reason: reason) }
+            try await options.showTenant { store in try await TenantLifecycle(store: store, events: operatorEvents).suspend(id, reason: reason) }
         }
     }
 
@@ -193,7 +193,7 @@ extension TenantsCommand {
 
         func run() async throws {
             let id = try tenant.id()
-            try await options.showTenant { store in try await TenantLifecycle(store: store).reactivate(id) }
+            try await options.showTenant { store in try await TenantLifecycle(store: store, events: operatorEvents).reactivate(id) }
         }
     }
 
@@ -216,7 +216,7 @@ extension TenantsCommand {
             let id = try tenant.id()
             let json = options.json
             try await options.storeOptions.withOperatorStore { opened in
-                let offboarding = Offboarding(store: opened.store)
+                let offboarding = Offboarding(store: opened.store, events: operatorEvents)
                 // Already OFFBOARDING (an interrupted run): `start` returns it as it is, and this run finishes it.
                 _ = try await offboarding.start(id)
                 let progress = ProgressBar("offboarding \(id.rawValue)", unit: "items deleted")
@@ -247,12 +247,13 @@ extension TenantsCommand {
         /// Items of the tenant's partition other than its profile (what offboarding deletes;
         /// an API key's look-up item lives elsewhere and counts with its key), by reading the
         /// partition's keys a page at a time.
-        static func countItems(_ id: TenantID, store: any TenantStore) async throws -> Int {
+        /// The items an offboarding deletes: all but the profile, and the events only when purged.
+        static func countItems(_ id: TenantID, store: any TenantStore, countingEvents: Bool = false) async throws -> Int {
             var count = 0
             var start: ItemKey?
             repeat {
                 let page = try await store.query(ItemQuery(tenantId: id.rawValue, prefix: "", limit: ItemQuery.maxLimit, exclusiveStartKey: start))
-                count += page.items.filter { $0.key != Tenant.key(id) }.count
+                count += page.items.filter { $0.key != Tenant.key(id) && (countingEvents || !$0.key.resourceKey.hasPrefix(EventOutboxLayout.prefix)) }.count
                 start = page.lastEvaluatedKey
             } while start != nil
             return count

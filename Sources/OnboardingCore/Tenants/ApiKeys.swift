@@ -59,6 +59,8 @@ public struct IssuedApiKey: Sendable {
 /// (prefix and dates, for listing) and a look-up item in the reserved partition
 /// `_apikey#<keyId>` (the owning tenant and the secret's hash), which a presented key is checked
 /// against. A revoked key has no look-up item, so it is refused on its next use.
+///
+/// Issuing and revoking record `apikey.created` / `apikey.revoked` in the same transaction.
 public struct ApiKeys: Sendable {
     public static let resourceType = "APIKEY"
     /// The most live keys a tenant may hold.
@@ -69,11 +71,26 @@ public struct ApiKeys: Sendable {
     private let store: any TenantStore
     private let hasher: any SecretHasher
     private let clock: any WallClock
+    private let events: EventRecorder
 
-    public init(store: any TenantStore, hasher: any SecretHasher, clock: any WallClock = SystemWallClock()) {
+    /// - Parameter events: makes and records the keys' events (default: one on `clock` that
+    ///   wakes no dispatcher).
+    public init(store: any TenantStore, hasher: any SecretHasher, clock: any WallClock = SystemWallClock(), events: EventRecorder? = nil) {
         self.store = store
         self.hasher = hasher
         self.clock = clock
+        self.events = events ?? EventRecorder(clock: clock)
+    }
+
+    /// A key as events carry it (`apiKey` of `apikey.created`, `apikey.revoked` and
+    /// `tenant.onboarded`): keyId, prefix and createdAt, never the secret.
+    static func eventData(_ key: ApiKey) -> [String: AttributeValue] {
+        ["keyId": .string(key.keyId), "prefix": .string(key.prefix), "createdAt": .string(key.createdAt)]
+    }
+
+    /// The event of a key issued or revoked.
+    private func event(_ type: TenantEventType, _ key: ApiKey) -> TenantEvent {
+        events.event(type, tenantId: key.tenantId, data: ["tenantId": .string(key.tenantId.rawValue), "apiKey": .map(Self.eventData(key))])
     }
 
     /// A new key for a tenant and the two writes that store it (for the caller's transaction).
@@ -99,7 +116,7 @@ public struct ApiKeys: Sendable {
     /// the profile's ``Tenant/apiKeyCount`` raised by one, on the condition that the count is
     /// below ``maxKeysPerTenant`` and the tenant is `ACTIVE` or `SUSPENDED`. So concurrent
     /// requests can never create more than the limit, and no key is created once offboarding
-    /// has started (it could be left behind).
+    /// has started (it could be left behind). The transaction also records `apikey.created`.
     ///
     /// A tenant stored before counts existed has no `apiKeyCount`: its keys are counted once and
     /// the count is stored (only if it is still absent), then the key is issued. That is exact,
@@ -117,16 +134,20 @@ public struct ApiKeys: Sendable {
         // One attempt, one after counting an old tenant's keys, and room for a revoke that freed
         // a place meanwhile or a (64-bit random) key id that was taken.
         for _ in 0..<4 {
-            let (issued, writes) = newKey(for: tenantId, at: Timestamp.format(clock.now()))
+            let (issued, keyWrites) = newKey(for: tenantId, at: Timestamp.format(clock.now()))
             let extra = try alsoWrite(issued).map { [$0] } ?? []
+            let event = event(.apiKeyCreated, issued.key)
+            // The extra write stays last: its refusal is told by the last cancellation reason.
+            let writes = [countChange] + keyWrites + events.writes(for: event) + extra
             do {
-                try await store.transact([countChange] + writes + extra)
+                try await store.transact(writes)
+                events.recorded(event)
                 return issued
             } catch let error as StoreError where error.code == .transactionCanceled {
                 let reasons = error.cancellationReasons
                 guard reasons.first == .conditionFailed else {
                     // The key id was taken: another id. The extra write's own condition: its caller's.
-                    if reasons.count == 1 + writes.count + extra.count, !extra.isEmpty, reasons.last == .conditionFailed { throw error }
+                    if reasons.count == writes.count, !extra.isEmpty, reasons.last == .conditionFailed { throw error }
                     continue
                 }
                 try await explainRefusal(of: tenantId)
@@ -213,37 +234,47 @@ public struct ApiKeys: Sendable {
     }
 
     /// Revokes a key: both items go and the tenant's key count goes down by one, in one
-    /// transaction; the key is refused from then on.
+    /// transaction that also records `apikey.revoked`; the key is refused from then on.
     /// - Throws: `.apiKeyNotFound` when the tenant has no such key.
     public func revoke(_ keyId: String, of tenantId: TenantID) async throws {
+        let notFound = OnboardingError(.apiKeyNotFound, "the tenant has no API key \(keyId)")
+        // The event names the key's prefix and creation date: read it first. Its delete stays
+        // conditional on its existence, so a revocation in between still cancels this one.
+        let key: ApiKey
+        do {
+            guard let item = try await store.get(ApiKey.key(tenantId, keyId)) else { throw notFound }
+            key = try ApiKey(item: item, tenantId: tenantId)
+        } catch let error as StoreError where error.code == .invalidRequest {
+            throw notFound  // not a key id a store can hold: no such key
+        }
+        let event = event(.apiKeyRevoked, key)
         let deletes: [TransactionWrite] = [
             .delete(ApiKey.key(tenantId, keyId), condition: .itemExists),
             .delete(Self.lookupKey(keyId), condition: .attributeEquals("ownerTenantId", .string(tenantId.rawValue))),
-        ]
+        ] + events.writes(for: event)
         let countChange = TransactionWrite.update(
             Tenant.key(tenantId), set: [:], add: [Tenant.Attribute.apiKeyCount: -1],
             condition: .attributeExists(Tenant.Attribute.apiKeyCount)
         )
-        var writes = [countChange] + deletes
+        var withCount = true
         for _ in 0..<3 {
             do {
-                try await store.transact(writes)
+                try await store.transact(withCount ? [countChange] + deletes : deletes)
+                events.recorded(event)
                 return
             } catch let error as StoreError where error.code == .transactionCanceled || error.code == .invalidRequest {
                 guard error.code == .transactionCanceled, error.cancellationReasons.dropFirst().allSatisfy({ $0 == .none }),
-                    writes.count == 3, error.cancellationReasons.first == .conditionFailed
-                else { throw OnboardingError(.apiKeyNotFound, "the tenant has no API key \(keyId)") }
+                    withCount, error.cancellationReasons.first == .conditionFailed
+                else { throw notFound }
                 // The key exists but the profile has no count (stored before counts existed).
-                guard let item = try await store.get(Tenant.key(tenantId)) else {
-                    throw OnboardingError(.apiKeyNotFound, "the tenant has no API key \(keyId)")
-                }
+                guard let item = try await store.get(Tenant.key(tenantId)) else { throw notFound }
                 let tenant = try Tenant(item: item)
                 if tenant.apiKeyCount == nil {
                     if tenant.status.acceptsNewItems {
                         try await storeKeyCount(of: tenantId)
                     } else {
                         // Being offboarded: no key can be added any more, and the count is moot.
-                        writes = deletes
+                        withCount = false
                     }
                 }
             }

@@ -2,16 +2,21 @@ import Foundation
 import RequestBudget
 
 /// Removes a tenant: every item of its partition goes, in batches, and the profile stays as a
-/// tombstone (``TenantStatus/offboarded``, `offboardedAt`, no name or phone).
+/// tombstone (``TenantStatus/offboarded``, `offboardedAt`, no name or phone). The tenant's events
+/// (`EVENT#…`, its audit record) stay too, unless the offboarding was started with `purgeEvents`.
 ///
 /// Two steps, each safe to repeat and to interrupt anywhere:
-/// - ``start(_:)``: one transaction sets the profile to ``TenantStatus/offboarding`` (under the
-///   version read) and writes a marker item in the reserved partition `_offboarding`
-///   (``OffboardingMarker``), so unfinished work is found with one query, never a scan.
+/// - ``start(_:purgeEvents:)``: one transaction sets the profile to ``TenantStatus/offboarding``
+///   (under the version read), writes a marker item in the reserved partition `_offboarding`
+///   (``OffboardingMarker``), so unfinished work is found with one query, never a scan, and
+///   records `tenant.offboarding`.
 /// - ``finish(_:maxBatches:progress:)``: deletes the partition's items, one transaction per batch
 ///   (at most ``TransactionLimits/maxWrites`` writes: the deletes and the marker's progress count),
 ///   an API key always together with its look-up item `_apikey#<keyId>`; then one transaction
-///   writes the tombstone and deletes the marker.
+///   writes the tombstone, deletes the marker and records `tenant.offboarded` (so that event
+///   survives a purge, which deletes the events before it).
+///
+/// Both run as whoever ``ChangeContext/current`` names (`system` in background work).
 ///
 /// Whatever fails in between, the table is in one of two states: the tenant `OFFBOARDING` with
 /// its marker (``resumeAll(maxBatchesPerTenant:)`` or another ``finish(_:maxBatches:progress:)``
@@ -26,38 +31,61 @@ public struct Offboarding: Sendable {
     private let store: any TenantStore
     private let clock: any WallClock
     private let batchWrites: Int
+    private let events: EventRecorder
 
     /// Start-over attempts of ``finish(_:maxBatches:progress:)`` when a concurrent writer cancels
     /// one of its transactions (another finisher, a profile change), before it gives up.
     static let maxConflicts = 5
 
-    /// - Parameter batchWrites: writes per batch transaction (2...100), the marker's count
-    ///   included; tests use small batches to get many of them.
-    public init(store: any TenantStore, clock: any WallClock = SystemWallClock(), batchWrites: Int = TransactionLimits.maxWrites) {
+    /// - Parameters:
+    ///   - batchWrites: writes per batch transaction (3...100), the marker's count included;
+    ///     tests use small batches to get many of them.
+    ///   - events: makes and records `tenant.offboarding` and `tenant.offboarded` (default: one on
+    ///     `clock` that wakes no dispatcher).
+    public init(
+        store: any TenantStore, clock: any WallClock = SystemWallClock(), batchWrites: Int = TransactionLimits.maxWrites,
+        events: EventRecorder? = nil
+    ) {
         precondition((3...TransactionLimits.maxWrites).contains(batchWrites), "a batch holds 3 to \(TransactionLimits.maxWrites) writes")
         self.store = store
         self.clock = clock
         self.batchWrites = batchWrites
+        self.events = events ?? EventRecorder(clock: clock)
     }
 
     // MARK: - Start
 
     /// Starts offboarding: the tenant becomes ``TenantStatus/offboarding`` (`version` + 1,
-    /// `offboardingStartedAt`, `updatedAt`) and its marker is written, in one transaction.
+    /// `offboardingStartedAt`, `updatedAt`), its marker is written and `tenant.offboarding` is
+    /// recorded, in one transaction.
     ///
-    /// Idempotent: a tenant already `OFFBOARDING` is returned as it is.
+    /// Idempotent: a tenant already `OFFBOARDING` is returned as it is (no second event); asked
+    /// again with `purgeEvents`, its unfinished offboarding purges the events too.
+    /// - Parameter purgeEvents: delete the tenant's events as well (kept by default: its audit
+    ///   record); only `tenant.offboarded` is left then. Stored on the marker.
     /// - Returns: the tenant in `OFFBOARDING`.
     /// - Throws: `.tenantNotFound`; `.invalidTransition` naming the state when the tenant is
     ///   `OFFBOARDED`; `.conflict` when concurrent changes kept winning until the request's retry
     ///   budget ran out.
-    public func start(_ id: TenantID) async throws -> Tenant {
+    public func start(_ id: TenantID, purgeEvents: Bool = false) async throws -> Tenant {
         try await RetryBudget.withCurrent { budget in
             var attempt = 0
             while true {
                 attempt += 1
                 guard let item = try await store.get(Tenant.key(id)) else { throw OnboardingError.tenantNotFound(id.rawValue) }
                 let tenant = try Tenant(item: item)
-                if tenant.status == .offboarding { return tenant }
+                if tenant.status == .offboarding {
+                    if purgeEvents {
+                        do {
+                            try await store.update(
+                                OffboardingMarker.key(id), set: [OffboardingMarker.purgeEventsAttribute: .bool(true)], condition: nil
+                            )
+                        } catch let error as StoreError where error.code == .conditionFailed {
+                            // No marker: finished in between (or a finisher puts a new one, which keeps the events).
+                        }
+                    }
+                    return tenant
+                }
                 guard tenant.status.canTransition(to: .offboarding) else {
                     throw OnboardingError.invalidTransition(tenant, "be offboarded")
                 }
@@ -67,6 +95,11 @@ public struct Offboarding: Sendable {
                 next.offboardingStartedAt = now
                 next.updatedAt = now
                 next.version = tenant.version + 1
+                let event = events.event(.tenantOffboarding, tenantId: id, data: [
+                    "tenant": .map(APIRepresentation.tenant(next)),
+                    "changed": .list([Tenant.Attribute.offboardingStartedAt, Tenant.Attribute.status].map { .string($0) }),
+                    "purgeEvents": .bool(purgeEvents),
+                ])
                 do {
                     try await store.transact([
                         .update(
@@ -79,8 +112,9 @@ public struct Offboarding: Sendable {
                             ],
                             condition: .attributeEquals(Tenant.Attribute.version, .int(tenant.version))
                         ),
-                        .put(OffboardingMarker.item(id, startedAt: now), condition: nil),
-                    ])
+                        .put(OffboardingMarker.item(id, startedAt: now, purgeEvents: purgeEvents), condition: nil),
+                    ] + events.writes(for: event))
+                    events.recorded(event)
                     return next
                 } catch let error as StoreError where error.code == .transactionCanceled {
                     // Changed in between (a suspension, an edit): read it again.
@@ -113,12 +147,13 @@ public struct Offboarding: Sendable {
         public var batches: Int
     }
 
-    /// Finishes an offboarding: deletes every item of the tenant's partition but the profile, a
-    /// batch per transaction, then writes the tombstone and deletes the marker.
+    /// Finishes an offboarding: deletes every item of the tenant's partition but the profile and the
+    /// events (those too when the marker says `purgeEvents`), a batch per transaction, then
+    /// writes the tombstone, deletes the marker and records `tenant.offboarded`.
     ///
     /// Resumable and harmless to repeat: the partition is read from its start for each batch
-    /// (deleting an absent item is fine), and a call for a tenant already `OFFBOARDED` only
-    /// returns its tombstone.
+    /// (deleting an absent item is fine; kept events are stepped over with one more read), and a
+    /// call for a tenant already `OFFBOARDED` only returns its tombstone.
     /// - Parameters:
     ///   - maxBatches: stop after this many batches (one bounded step), leaving it `OFFBOARDING`.
     ///   - progress: called after each batch with the items deleted so far.
@@ -139,13 +174,14 @@ public struct Offboarding: Sendable {
                 return Run(outcome: .notOffboarding, itemsDeleted: 0, batches: batches)
             }
             var deleted = OffboardingMarker.itemsDeleted(marker)
+            let keepEvents = !OffboardingMarker.purgesEvents(marker)
             do {
                 if marker == nil {
                     // Only by hand could it be gone; without it the batches' counts cannot be kept.
                     try await store.put(OffboardingMarker.item(id, startedAt: tenant.offboardingStartedAt ?? tenant.updatedAt))
                 }
                 while true {
-                    let (writes, items) = try await nextBatch(id)
+                    let (writes, items) = try await nextBatch(id, keepEvents: keepEvents)
                     guard items > 0 else { break }
                     if batches >= maxBatches || Task.isCancelled {
                         return Run(outcome: .unfinished, itemsDeleted: deleted, batches: batches)
@@ -162,6 +198,7 @@ public struct Offboarding: Sendable {
                     id: id, clientName: nil, clientPhone: nil, status: .offboarded, createdAt: tenant.createdAt, updatedAt: now,
                     version: tenant.version + 1, offboardingStartedAt: tenant.offboardingStartedAt, offboardedAt: now, apiKeyCount: 0
                 )
+                let event = events.event(.tenantOffboarded, tenantId: id, data: ["tenant": .map(APIRepresentation.tenant(tombstone))])
                 // The profile is replaced whole: name, phone and suspension reason are erased.
                 try await store.transact([
                     .put(
@@ -172,7 +209,8 @@ public struct Offboarding: Sendable {
                         )
                     ),
                     .delete(OffboardingMarker.key(id), condition: nil),
-                ])
+                ] + events.writes(for: event))
+                events.recorded(event)
                 return Run(outcome: .finished(tombstone), itemsDeleted: deleted, batches: batches)
             } catch let error as StoreError where error.code == .transactionCanceled || error.code == .conditionFailed {
                 // Another finisher, or a change of the profile: start over from what is stored.
@@ -183,33 +221,52 @@ public struct Offboarding: Sendable {
     }
 
     /// The deletes of the next batch and how many partition items they remove: the partition's
-    /// first items but the profile, each API key with its look-up item, within ``batchWrites``
-    /// minus one (the marker's count).
-    private func nextBatch(_ id: TenantID) async throws -> (writes: [TransactionWrite], items: Int) {
+    /// first items but the profile (and the events, when kept), each API key with its look-up
+    /// item, within ``batchWrites`` minus one (the marker's count).
+    ///
+    /// Kept events are never read: on reaching the first, the read continues after the last
+    /// (`EVENT$`, which sorts after every `EVENT#…` key and is no key itself: every key of a
+    /// partition holds a `#`), so a partition with thousands of events costs one more read per
+    /// batch, not thousands.
+    private func nextBatch(_ id: TenantID, keepEvents: Bool) async throws -> (writes: [TransactionWrite], items: Int) {
         let room = batchWrites - 1
-        let page = try await store.query(ItemQuery(tenantId: id.rawValue, prefix: "", limit: room + 1))
         let profile = Tenant.key(id)
+        let apiKeyPrefix = ApiKeys.resourceType + "#"
+        let pastTheEvents = ItemKey(tenantId: id.rawValue, resourceKey: Self.pastTheEvents)
         var writes: [TransactionWrite] = []
         var items = 0
-        for item in page.items where item.key != profile {
-            let apiKeyPrefix = ApiKeys.resourceType + "#"
-            if item.key.resourceKey.hasPrefix(apiKeyPrefix) {
-                guard writes.count + 2 <= room else { break }
-                let keyId = String(item.key.resourceKey.dropFirst(apiKeyPrefix.count))
-                writes.append(.delete(item.key, condition: nil))
-                // Only this tenant's look-up item (key ids are unique, so it always is).
-                writes.append(.delete(
-                    ApiKeys.lookupKey(keyId),
-                    condition: .or(.itemNotExists, .attributeEquals("ownerTenantId", .string(id.rawValue)))
-                ))
-            } else {
-                guard writes.count + 1 <= room else { break }
-                writes.append(.delete(item.key, condition: nil))
+        var start: ItemKey?
+        reading: while true {
+            let page = try await store.query(ItemQuery(tenantId: id.rawValue, prefix: "", limit: room + 1, exclusiveStartKey: start))
+            for item in page.items where item.key != profile {
+                if keepEvents, item.key.resourceKey.hasPrefix(EventOutboxLayout.prefix) {
+                    start = pastTheEvents
+                    continue reading
+                }
+                if item.key.resourceKey.hasPrefix(apiKeyPrefix) {
+                    guard writes.count + 2 <= room else { break reading }
+                    let keyId = String(item.key.resourceKey.dropFirst(apiKeyPrefix.count))
+                    writes.append(.delete(item.key, condition: nil))
+                    // Only this tenant's look-up item (key ids are unique, so it always is).
+                    writes.append(.delete(
+                        ApiKeys.lookupKey(keyId),
+                        condition: .or(.itemNotExists, .attributeEquals("ownerTenantId", .string(id.rawValue)))
+                    ))
+                } else {
+                    guard writes.count + 1 <= room else { break reading }
+                    writes.append(.delete(item.key, condition: nil))
+                }
+                items += 1
             }
-            items += 1
+            // A page short of the room (the profile was in it, or the store stopped early): read on.
+            guard let next = page.lastEvaluatedKey else { break }
+            start = next
         }
         return (writes, items)
     }
+
+    /// A start key after every `EVENT#…` key of a partition (`#` + 1 is `$`).
+    static let pastTheEvents = "EVENT$"
 
     // MARK: - Pending work
 
@@ -259,17 +316,23 @@ public enum OffboardingMarker {
     public static let partition = "_offboarding"
     static let prefix = "TENANT#"
     static let itemsDeletedAttribute = "itemsDeleted"
+    /// `true` when the offboarding deletes the tenant's events too.
+    static let purgeEventsAttribute = "purgeEvents"
 
     /// The marker's key.
     public static func key(_ id: TenantID) -> ItemKey {
         ItemKey(tenantId: partition, resourceKey: ResourceKey.tenantProfile(id))
     }
 
-    static func item(_ id: TenantID, startedAt: String) -> Item {
-        Item(key: key(id), attributes: [
+    static func item(_ id: TenantID, startedAt: String, purgeEvents: Bool = false) -> Item {
+        var attributes: [String: AttributeValue] = [
             "offboardedTenantId": .string(id.rawValue), "startedAt": .string(startedAt), itemsDeletedAttribute: .int(0),
-        ])
+        ]
+        if purgeEvents { attributes[purgeEventsAttribute] = .bool(true) }
+        return Item(key: key(id), attributes: attributes)
     }
+
+    static func purgesEvents(_ marker: Item?) -> Bool { marker?[purgeEventsAttribute] == .bool(true) }
 
     static func tenantID(of key: ItemKey) -> TenantID? {
         guard key.resourceKey.hasPrefix(prefix) else { return nil }

@@ -50,25 +50,32 @@ public struct Onboarded: Sendable {
     public let apiKey: IssuedApiKey
 }
 
-/// Turns a client into a tenant: validates, allocates the id, writes the profile and the first
-/// API key in one transaction (nothing half-onboarded is ever visible).
+/// Turns a client into a tenant: validates, allocates the id, writes the profile, the first
+/// API key and the `tenant.onboarded` event in one transaction (nothing half-onboarded is ever
+/// visible).
 public struct OnboardingService: Sendable {
     private let store: any TenantStore
     private let ids: any TenantIDGenerator
     private let clock: any WallClock
     private let apiKeys: ApiKeys
+    private let events: EventRecorder
 
+    /// - Parameter events: makes and records the `tenant.onboarded` event (default: one on `clock`
+    ///   that wakes no dispatcher).
     public init(
         store: any TenantStore, hasher: any SecretHasher, ids: any TenantIDGenerator = UUIDv7Generator(),
-        clock: any WallClock = SystemWallClock()
+        clock: any WallClock = SystemWallClock(), events: EventRecorder? = nil
     ) {
+        let events = events ?? EventRecorder(clock: clock)
         self.store = store
         self.ids = ids
         self.clock = clock
-        self.apiKeys = ApiKeys(store: store, hasher: hasher, clock: clock)
+        self.events = events
+        self.apiKeys = ApiKeys(store: store, hasher: hasher, clock: clock, events: events)
     }
 
-    /// Onboards a client.
+    /// Onboards a client, recording `tenant.onboarded` (the tenant and its first key's `apiKey`
+    /// {keyId, prefix, createdAt}; the first key has no `apikey.created` of its own).
     /// - Returns: the new tenant and its first API key, durably stored.
     /// - Parameter alsoWrite: one more write for the onboarding's transaction, made from its
     ///   result (an idempotency record's completion): written with the tenant or not at all.
@@ -89,9 +96,14 @@ public struct OnboardingService: Sendable {
             let (apiKey, keyWrites) = apiKeys.newKey(for: tenant.id, at: now)
             let onboarded = Onboarded(tenant: tenant, apiKey: apiKey)
             let extra = try alsoWrite(onboarded)
-            let writes = [.put(tenant.item, condition: .itemNotExists)] + keyWrites + (extra.map { [$0] } ?? [])
+            let event = events.event(.tenantOnboarded, tenantId: tenant.id, data: [
+                "tenant": .map(APIRepresentation.tenant(tenant)), "apiKey": .map(ApiKeys.eventData(apiKey.key)),
+            ])
+            // The extra write stays last: its refusal is told by the last cancellation reason.
+            let writes = [.put(tenant.item, condition: .itemNotExists)] + keyWrites + events.writes(for: event) + (extra.map { [$0] } ?? [])
             do {
                 try await store.transact(writes)
+                events.recorded(event)
                 return onboarded
             } catch let error as StoreError where error.code == .transactionCanceled {
                 // Fresh ids cannot help when the extra write's own condition failed.

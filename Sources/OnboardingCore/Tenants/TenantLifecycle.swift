@@ -93,9 +93,10 @@ extension OnboardingError {
 /// (``suspend(_:reason:ifMatch:)``, ``reactivate(_:ifMatch:)``). The HTTP routes and the operator
 /// CLI both call it.
 ///
-/// Every change is one conditional `update` of the profile item on the `version` it read, which
-/// it bumps together with `updatedAt` (the version is the tenant's `ETag`); attributes it does not
-/// change (the API-key count) are left alone. A change that loses a race with another writer is
+/// Every change is one transaction: a conditional `update` of the profile item on the `version` it
+/// read, which it bumps together with `updatedAt` (the version is the tenant's `ETag`), and the
+/// change's event (`tenant.updated`, `tenant.suspended`, `tenant.reactivated`); attributes it does
+/// not change (the API-key count) are left alone. A change that loses a race with another writer is
 /// retried (read again, check the state again, write again) while the request's ``RetryBudget``
 /// allows, unless the caller named the version it saw (`ifMatch`): then a lost race is a
 /// `.preconditionFailed`, since the caller decided on a state that is gone.
@@ -105,10 +106,14 @@ public struct TenantLifecycle: Sendable {
 
     private let store: any TenantStore
     private let clock: any WallClock
+    private let events: EventRecorder
 
-    public init(store: any TenantStore, clock: any WallClock = SystemWallClock()) {
+    /// - Parameter events: makes and records the changes' events (default: one on `clock` that
+    ///   wakes no dispatcher).
+    public init(store: any TenantStore, clock: any WallClock = SystemWallClock(), events: EventRecorder? = nil) {
         self.store = store
         self.clock = clock
+        self.events = events ?? EventRecorder(clock: clock)
     }
 
     /// Changes the tenant's name and/or phone, validated as onboarding validates them.
@@ -125,10 +130,11 @@ public struct TenantLifecycle: Sendable {
     }
 
     /// Applies a merge patch to the tenant's profile; see ``update(_:clientName:clientPhone:ifMatch:)``.
-    /// An empty patch changes nothing (the version stays) but still checks `ifMatch`.
+    /// An empty patch changes nothing (the version stays, no event) but still checks `ifMatch`.
+    /// Records `tenant.updated` (`changed`: the fields the patch set).
     public func update(_ id: TenantID, patch: TenantPatch, ifMatch: Int? = nil) async throws -> Tenant {
         let (name, phone) = try patch.validated().get()
-        return try await change(id, ifMatch: ifMatch) { tenant throws(OnboardingError) in
+        return try await change(id, ifMatch: ifMatch, event: .tenantUpdated) { tenant throws(OnboardingError) in
             guard name != nil || phone != nil else { return nil }
             guard tenant.status == .active || tenant.status == .suspended else {
                 throw .invalidTransition(tenant, "be changed any more")
@@ -148,14 +154,14 @@ public struct TenantLifecycle: Sendable {
     }
 
     /// Suspends an `ACTIVE` tenant: its API keys and JWTs get `403 tenant-suspended` until it is
-    /// reactivated; its data is untouched.
+    /// reactivated; its data is untouched. Records `tenant.suspended` (with the `reason`).
     /// - Parameter reason: why (required: 1 to 500 characters after trimming; stored trimmed).
     /// - Returns: the tenant as stored, `SUSPENDED`, with `suspensionReason` and `suspendedAt`.
     /// - Throws: ``ValidationError`` (field `reason`); ``OnboardingError`` `.tenantNotFound`,
     ///   `.preconditionFailed`, `.invalidTransition` (not `ACTIVE`), `.conflict`; ``StoreError``.
     public func suspend(_ id: TenantID, reason: RawField, ifMatch: Int? = nil) async throws -> Tenant {
         let reason = try Self.validatedReason(reason).get()
-        return try await change(id, ifMatch: ifMatch) { tenant throws(OnboardingError) in
+        return try await change(id, ifMatch: ifMatch, event: .tenantSuspended, data: ["reason": .string(reason)]) { tenant throws(OnboardingError) in
             guard tenant.status.canTransition(to: .suspended) else { throw .invalidTransition(tenant, "be suspended (only an ACTIVE tenant can)") }
             var changed = tenant
             changed.status = .suspended
@@ -175,12 +181,12 @@ public struct TenantLifecycle: Sendable {
     }
 
     /// Reactivates a `SUSPENDED` tenant: its credentials work again; the suspension's reason and
-    /// date are cleared (stored as `null`, read back as absent).
+    /// date are cleared (stored as `null`, read back as absent). Records `tenant.reactivated`.
     /// - Returns: the tenant as stored, `ACTIVE`.
     /// - Throws: ``OnboardingError`` `.tenantNotFound`, `.preconditionFailed`,
     ///   `.invalidTransition` (not `SUSPENDED`), `.conflict`; ``StoreError``.
     public func reactivate(_ id: TenantID, ifMatch: Int? = nil) async throws -> Tenant {
-        try await change(id, ifMatch: ifMatch) { tenant throws(OnboardingError) in
+        try await change(id, ifMatch: ifMatch, event: .tenantReactivated) { tenant throws(OnboardingError) in
             guard tenant.status == .suspended, tenant.status.canTransition(to: .active) else {
                 throw .invalidTransition(tenant, "be reactivated (only a SUSPENDED tenant can)")
             }
@@ -224,11 +230,16 @@ public struct TenantLifecycle: Sendable {
     }
 
     /// Reads the tenant, lets `decide` say what to change, and writes that change on the version
-    /// it read (bumping it and `updatedAt`); on a lost race, reads and decides again.
-    /// - Parameter decide: the changed tenant and the attributes to set, or `nil` for no change;
-    ///   throws when the tenant's state does not allow the change.
+    /// it read (bumping it and `updatedAt`) with its event, in one transaction; on a lost race,
+    /// reads and decides again.
+    /// - Parameters:
+    ///   - event: the change's event type; its data: the tenant after the change (`tenant`), the
+    ///     names of the fields the change set (`changed`: the attribute names, which are the
+    ///     API's; `version` and `updatedAt`, set by every change, are left out), and `data`.
+    ///   - decide: the changed tenant and the attributes to set, or `nil` for no change;
+    ///     throws when the tenant's state does not allow the change.
     private func change(
-        _ id: TenantID, ifMatch: Int?,
+        _ id: TenantID, ifMatch: Int?, event type: TenantEventType, data: [String: AttributeValue] = [:],
         _ decide: (Tenant) throws(OnboardingError) -> (Tenant, [String: AttributeValue])?
     ) async throws -> Tenant {
         try await RetryBudget.withCurrent { budget in
@@ -240,17 +251,25 @@ public struct TenantLifecycle: Sendable {
                 // Preconditions first (RFC 9110 §13.2.2): a stale version is a 412 whatever the change.
                 if let ifMatch, current.version != ifMatch { throw OnboardingError.staleVersion(id, expected: ifMatch) }
                 guard var (changed, set) = try decide(current) else { return current }
+                let changedFields = set.keys.sorted()
                 changed.version = current.version + 1
                 changed.updatedAt = Timestamp.format(clock.now())
                 set[Tenant.Attribute.version] = .int(changed.version)
                 set[Tenant.Attribute.updatedAt] = .string(changed.updatedAt)
+                var eventData = data
+                eventData["tenant"] = .map(APIRepresentation.tenant(changed))
+                eventData["changed"] = .list(changedFields.map { .string($0) })
+                let event = events.event(type, tenantId: id, data: eventData)
                 do {
-                    try await store.update(
-                        Tenant.key(id), set: set, condition: .attributeEquals(Tenant.Attribute.version, .int(current.version))
+                    // The profile's update first: its refusal is the first cancellation reason.
+                    try await store.transact(
+                        [.update(Tenant.key(id), set: set, condition: .attributeEquals(Tenant.Attribute.version, .int(current.version)))]
+                            + events.writes(for: event)
                     )
+                    events.recorded(event)
                     return changed
-                } catch let error as StoreError where error.code == .conditionFailed {
-                    // Another change came first: the caller's version is gone.
+                } catch let error as StoreError where error.code == .transactionCanceled && error.cancellationReasons.first == .conditionFailed {
+                    // Another change came first (or the tenant is gone): the caller's version is gone.
                     if let ifMatch { throw OnboardingError.staleVersion(id, expected: ifMatch) }
                 }
                 try await budget.pauseAfterLostRace(attempt: attempt, conflict: "the tenant \(id.rawValue) kept changing while it was being changed; retry")

@@ -56,11 +56,13 @@ public final class OffboardingWorker: Service, Sendable {
     private let logger: Logger
     private let state = Mutex(State())
 
+    /// - Parameter events: records the offboardings' events (default: one on `clock` that wakes no
+    ///   dispatcher).
     public init(
         store: any TenantStore, clock: any WallClock = SystemWallClock(), configuration: Configuration = Configuration(),
-        logger: Logger = Logger(label: "onboard.offboarding")
+        logger: Logger = Logger(label: "onboard.offboarding"), events: EventRecorder? = nil
     ) {
-        self.offboarding = Offboarding(store: store, clock: clock)
+        self.offboarding = Offboarding(store: store, clock: clock, events: events)
         self.configuration = configuration
         self.logger = logger
     }
