@@ -8,6 +8,10 @@ public struct AppRequestContext: AuthRequestContext, RequestContext {
     public var coreContext: CoreRequestContextStorage
     /// The authenticated caller, set by ``BearerAuthenticator``; `nil` for anonymous requests.
     public var identity: Principal?
+    /// How the events of this request's changes name the caller (``VerifiedCredential/actor``:
+    /// `admin`, `apikey:<keyId>`, `jwt:<sub>`, `tenant:<tenantId>`), set with ``identity``;
+    /// `nil` for anonymous requests.
+    public var actor: String?
     /// The request id (`X-Request-Id`), set by ``RequestIDMiddleware`` and in every log line.
     public var requestID: String
 

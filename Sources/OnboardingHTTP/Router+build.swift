@@ -99,8 +99,9 @@ public func routeTable(_ dependencies: AppDependencies) -> [Route] {
 /// The one router: the HTTP server and the tests (and later the Lambda function) serve it.
 ///
 /// Middleware, outermost first: request id → request log → problem+json → request budget →
-/// failed-credential limit → authentication → rate limits → tenant status gate (suspended: 403); then each route checks its ``Access`` before its
-/// handler runs.
+/// failed-credential limit → authentication → change context (the events' actor and request id) →
+/// rate limits → tenant status gate (suspended: 403); then each route checks its ``Access`` before
+/// its handler runs.
 public func buildRouter(_ dependencies: AppDependencies) -> Router<AppRequestContext> {
     let router = Router(context: AppRequestContext.self, options: [.autoGenerateHeadEndpoints])
     router.add(middleware: RequestIDMiddleware())
@@ -113,6 +114,7 @@ public func buildRouter(_ dependencies: AppDependencies) -> Router<AppRequestCon
         verifiers: dependencies.verifiers + [ApiKeyVerifier(apiKeys: dependencies.apiKeys, usage: dependencies.keyUsage)],
         claimMapping: dependencies.claimMapping
     ))
+    router.add(middleware: ChangeContextMiddleware())
     if let limiter = dependencies.rateLimiter { router.add(middleware: RateLimitMiddleware(limiter: limiter)) }
     router.add(middleware: TenantStatusGate(store: dependencies.store))
     for route in routes {

@@ -25,8 +25,13 @@ public final class ApiKeyVerifier: CredentialVerifier {
     }
 
     public func principal(for token: String) async throws -> Principal? {
+        try await credential(for: token)?.principal
+    }
+
+    /// The key's tenant, acting as `apikey:<keyId>`.
+    public func credential(for token: String) async throws -> VerifiedCredential? {
         guard let (tenantId, keyId) = try await apiKeys.verify(token) else { return nil }
         usage?.record(keyId: keyId, tenantId: tenantId)
-        return .tenant(tenantId)
+        return VerifiedCredential(principal: .tenant(tenantId), actor: "apikey:" + keyId)
     }
 }

@@ -9,6 +9,55 @@ import OnboardingCore
 public protocol CredentialVerifier: Sendable {
     /// The principal this token proves, or `nil` when the token is not one of this verifier's.
     func principal(for token: String) async throws -> Principal?
+
+    /// The principal and the actor this token proves (the actor names the credential in the
+    /// events of the changes it makes), or `nil` when the token is not one of this verifier's.
+    /// By default ``principal(for:)`` with the principal's own actor
+    /// (``VerifiedCredential/init(principal:)``); verifiers that know more (the API key's id, the
+    /// token's subject) say so.
+    func credential(for token: String) async throws -> VerifiedCredential?
+}
+
+extension CredentialVerifier {
+    public func credential(for token: String) async throws -> VerifiedCredential? {
+        try await principal(for: token).map { VerifiedCredential(principal: $0) }
+    }
+}
+
+/// A credential a verifier accepted: who it proves (authorisation) and how the events of the
+/// changes made with it name the one who acted (``ChangeContext/actor``; never a secret).
+public struct VerifiedCredential: Sendable, Hashable {
+    public var principal: Principal
+    /// `admin`, `apikey:<keyId>`, `jwt:<sub>` or `tenant:<tenantId>`.
+    public var actor: String
+
+    public init(principal: Principal, actor: String) {
+        self.principal = principal
+        self.actor = actor
+    }
+
+    /// The principal's own actor: `admin`, or `tenant:<tenantId>`.
+    public init(principal: Principal) {
+        switch principal {
+        case .admin: self.init(principal: principal, actor: "admin")
+        case .tenant(let id): self.init(principal: principal, actor: "tenant:" + id.rawValue)
+        }
+    }
+
+    /// `jwt:<subject>` (when the token has a usable subject), else the principal's own actor.
+    public init(principal: Principal, subject: String?) {
+        guard let subject, Self.isUsableSubject(subject) else {
+            self.init(principal: principal)
+            return
+        }
+        self.init(principal: principal, actor: "jwt:" + subject)
+    }
+
+    /// 1-256 printable ASCII characters without spaces (Cognito's `sub` is a UUID): anything
+    /// else is not put into an event's `actor`.
+    static func isUsableSubject(_ subject: String) -> Bool {
+        (1...256).contains(subject.utf8.count) && subject.utf8.allSatisfy { (0x21...0x7E).contains($0) }
+    }
 }
 
 /// Accepts the admin token.
@@ -44,6 +93,20 @@ public struct BearerAuthenticator: AuthenticatorMiddleware {
     }
 
     public func authenticate(request: Request, context: Context) async throws -> Principal? {
+        try await credential(request: request, context: context)?.principal
+    }
+
+    /// Sets `context.identity` and `context.actor` (the events' name for the caller) together.
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let credential = try await credential(request: request, context: context) else { return try await next(request, context) }
+        var context = context
+        context.identity = credential.principal
+        context.actor = credential.actor
+        return try await next(request, context)
+    }
+
+    /// The credential the request proves; `nil` for an anonymous request.
+    func credential(request: Request, context: Context) async throws -> VerifiedCredential? {
         // Behind API Gateway with a Cognito authorizer, the token was verified there and only its
         // claims arrive (they cannot come from a client: the HTTP server never sets them). They
         // are mapped as the JWT verifier maps a token's; claims naming no principal leave the
@@ -51,7 +114,7 @@ public struct BearerAuthenticator: AuthenticatorMiddleware {
         // 401), a tenant claim that is not a tenant id is refused.
         if !context.authorizerClaims.isEmpty {
             switch claimMapping.outcome(authorizerClaims: context.authorizerClaims) {
-            case .principal(let principal): return principal
+            case .principal(let principal): return VerifiedCredential(principal: principal, subject: context.authorizerClaims["sub"])
             case .none: return nil
             case .invalidTenant: throw Problem.unauthorized(claimMapping.refusal(.invalidTenant), invalidToken: true)
             }
@@ -61,7 +124,7 @@ public struct BearerAuthenticator: AuthenticatorMiddleware {
             throw Problem.unauthorized("The Authorization header must be 'Bearer <token>'", invalidToken: true)
         }
         for verifier in verifiers {
-            if let principal = try await verifier.principal(for: token) { return principal }
+            if let credential = try await verifier.credential(for: token) { return credential }
         }
         throw Problem.unauthorized("The bearer token is not valid", invalidToken: true)
     }

@@ -133,6 +133,13 @@ public final class JWTVerifier: CredentialVerifier {
     /// The principal a valid JWT names; `nil` when `token` is not shaped like a JWT.
     /// - Throws: a `401` problem (`invalid_token`) when it is a JWT that fails a check.
     public func principal(for token: String) async throws -> Principal? {
+        try await credential(for: token)?.principal
+    }
+
+    /// The principal a valid JWT names, acting as `jwt:<sub>` (the principal's own actor when
+    /// the token has no `sub`); `nil` when `token` is not shaped like a JWT.
+    /// - Throws: a `401` problem (`invalid_token`) when it is a JWT that fails a check.
+    public func credential(for token: String) async throws -> VerifiedCredential? {
         guard Self.looksLikeJWT(token) else { return nil }
         do {
             return try await verify(token)
@@ -169,7 +176,7 @@ public final class JWTVerifier: CredentialVerifier {
         }
     }
 
-    private func verify(_ token: String) async throws(Rejection) -> Principal {
+    private func verify(_ token: String) async throws(Rejection) -> VerifiedCredential {
         guard token.utf8.count <= 16 * 1024 else { throw .malformed }
         let segments = token.split(separator: ".", omittingEmptySubsequences: false)
         guard let headerBytes = ByteEncoding.base64URLDecoded(segments[0]).map({ Data($0) }),
@@ -205,7 +212,7 @@ public final class JWTVerifier: CredentialVerifier {
     }
 
     /// The claim checks, on a payload whose signature has been verified.
-    private func check(_ claims: VerifiedClaims) throws(Rejection) -> Principal {
+    private func check(_ claims: VerifiedClaims) throws(Rejection) -> VerifiedCredential {
         guard claims.string("iss") == configuration.issuer else { throw .issuer }
 
         let tokenUse = claims.string("token_use").flatMap(TokenUse.init(rawValue:))
@@ -232,7 +239,7 @@ public final class JWTVerifier: CredentialVerifier {
         let mapping = configuration.claims
         let outcome = mapping.outcome(groups: claims.strings(mapping.groupsClaim), tenant: claims.string(mapping.tenantClaim))
         guard case .principal(let principal) = outcome else { throw .noPrincipal(mapping.refusal(outcome)) }
-        return principal
+        return VerifiedCredential(principal: principal, subject: claims.string("sub"))
     }
 
     /// Why a JWT was refused; each has the one-line detail the client sees.
