@@ -2,8 +2,10 @@ import Hummingbird
 import Logging
 import NIOCore
 import OnboardingCore
+import OnboardingEvents
 import OnboardingHTTP
 import ServiceLifecycle
+import SigV4
 
 /// Where the application runs; only start-up differs.
 public enum AppRuntime: Sendable {
@@ -37,6 +39,14 @@ public struct AppOverrides: Sendable {
     public var jwtVerifier: JWTVerifier?
     /// How often the key-usage recorder writes (tests: a short interval).
     public var keyUsage: KeyUsageRecorder.Configuration?
+    /// Sinks events are delivered to besides the configured ones (a test's recording sink).
+    public var extraEventSinks: [any EventSink]
+    /// The event dispatcher's pacing, used instead of the default one with the configured
+    /// `failAfter` (tests: a short sweep interval and backoff).
+    public var eventDispatcher: EventDispatcher.Configuration?
+    /// Where the SNS and EventBridge sinks find credentials, region and endpoints; `nil`: the
+    /// process environment.
+    public var awsEnvironment: AWSEnvironment?
 
     /// Every seam left `nil` (or `{ $0 }`) is what `serve` uses.
     public init(
@@ -46,7 +56,10 @@ public struct AppOverrides: Sendable {
         clock: (any WallClock)? = nil,
         ids: (any TenantIDGenerator)? = nil,
         jwtVerifier: JWTVerifier? = nil,
-        keyUsage: KeyUsageRecorder.Configuration? = nil
+        keyUsage: KeyUsageRecorder.Configuration? = nil,
+        extraEventSinks: [any EventSink] = [],
+        eventDispatcher: EventDispatcher.Configuration? = nil,
+        awsEnvironment: AWSEnvironment? = nil
     ) {
         self.store = store
         self.wrapStore = wrapStore
@@ -55,6 +68,9 @@ public struct AppOverrides: Sendable {
         self.ids = ids
         self.jwtVerifier = jwtVerifier
         self.keyUsage = keyUsage
+        self.extraEventSinks = extraEventSinks
+        self.eventDispatcher = eventDispatcher
+        self.awsEnvironment = awsEnvironment
     }
 }
 
@@ -82,6 +98,25 @@ public func buildApplication(
     let store = overrides.wrapStore(opened.store)
     let clock = overrides.clock ?? SystemWallClock()
 
+    // Events: recorded with every change whatever is configured; the sinks choose where they go.
+    let eventSinks: EventSinks
+    do {
+        eventSinks = try await configuration.events.makeSinks(
+            region: configuration.store.region, environment: overrides.awsEnvironment ?? AWSEnvironment(), logger: logger
+        )
+    } catch {
+        await opened.close()
+        throw error
+    }
+    var dispatcherConfiguration = EventDispatcher.Configuration()
+    dispatcherConfiguration.failAfter = configuration.events.failAfter
+    let dispatcher = EventDispatcher(
+        store: store, sinks: eventSinks.sinks + overrides.extraEventSinks, clock: clock,
+        configuration: overrides.eventDispatcher ?? dispatcherConfiguration, logger: logger
+    )
+    // Every change's events, recorded in its transaction; once durable they wake the dispatcher.
+    let events = EventRecorder(source: configuration.events.resolvedSource, clock: clock, onRecorded: { dispatcher.notify($0) })
+
     // The admin: a configured token; otherwise the stored hash, re-read every few seconds so a
     // rotation reaches running servers (on a server prepared now, on Lambda on first use).
     let adminVerifier: any CredentialVerifier
@@ -94,6 +129,7 @@ public func buildApplication(
             adminVerifier = StoredAdminTokenVerifier(store: store, credential: admin.credential)
             generatedAdminToken = admin.generatedToken
         } catch {
+            await eventSinks.shutdown()
             await opened.close()
             throw error
         }
@@ -114,12 +150,16 @@ public func buildApplication(
         rateLimiter: configuration.rateLimits.map { RateLimiter(policy: $0) },
         claimMapping: overrides.jwtVerifier?.configuration.claims ?? configuration.oidc.claims,
         keyUsage: keyUsage,
-        requestDeadline: configuration.requestDeadline
+        requestDeadline: configuration.requestDeadline,
+        events: events
     )
 
     // Every background service, in start order (they stop in reverse, after the HTTP server).
     // A new one is one line here; it conforms to BackgroundService so Lambda runs its pending step.
+    // The event dispatcher starts first, so it stops last: its final sweep delivers what the
+    // others recorded while they stopped (offboarding's tenant.offboarded).
     let backgroundServices: [any BackgroundService] = [
+        dispatcher,
         keyUsage,
         dependencies.offboarding,
         IdempotencySweeper(store: store, clock: clock, logger: logger),
@@ -133,7 +173,12 @@ public func buildApplication(
         backgroundServices: backgroundServices,
         storeSummary: opened.summary,
         generatedAdminToken: generatedAdminToken,
-        closeStore: { await opened.close() }
+        eventDispatcher: dispatcher,
+        eventSinksSummary: eventSinks.summary,
+        closeStore: {
+            await eventSinks.shutdown()
+            await opened.close()
+        }
     )
 }
 
@@ -157,6 +202,11 @@ public struct OnboardApplication: ApplicationProtocol {
     public let storeSummary: String
     /// The admin token generated on this first start (to print once); `nil` otherwise.
     public let generatedAdminToken: String?
+    /// Delivers the recorded events to the sinks (also in ``backgroundServices``); the Lambda
+    /// entry's scheduled sweep calls its `sweepAll()`.
+    public let dispatcher: EventDispatcher
+    /// One line about where events go (`webhook …; log (source …)`), never a secret.
+    public let eventSinksSummary: String
     /// Called once the HTTP server listens (`serve` prints the address).
     public var whenServerRunning: @Sendable (any Channel) async -> Void = { _ in }
     private let closeStore: @Sendable () async -> Void
@@ -164,7 +214,7 @@ public struct OnboardApplication: ApplicationProtocol {
     init(
         router: Router<AppRequestContext>, dependencies: AppDependencies, configuration: ApplicationConfiguration, logger: Logger,
         backgroundServices: [any BackgroundService], storeSummary: String, generatedAdminToken: String?,
-        closeStore: @escaping @Sendable () async -> Void
+        eventDispatcher: EventDispatcher, eventSinksSummary: String, closeStore: @escaping @Sendable () async -> Void
     ) {
         self.responder = router.buildResponder()
         self.dependencies = dependencies
@@ -173,6 +223,8 @@ public struct OnboardApplication: ApplicationProtocol {
         self.backgroundServices = backgroundServices
         self.storeSummary = storeSummary
         self.generatedAdminToken = generatedAdminToken
+        self.dispatcher = eventDispatcher
+        self.eventSinksSummary = eventSinksSummary
         self.closeStore = closeStore
     }
 
@@ -185,12 +237,14 @@ public struct OnboardApplication: ApplicationProtocol {
     /// Calls ``whenServerRunning`` once the HTTP server listens.
     public func onServerRunning(_ channel: any Channel) async { await whenServerRunning(channel) }
 
-    /// Each background service's pending step, in order (Lambda, between invocations).
+    /// Each background service's pending step, in order (Lambda, between invocations); the event
+    /// dispatcher's last, so the events the others recorded in this step go out in it too.
     public func runPending() async {
-        for service in backgroundServices { await service.runPending() }
+        for service in backgroundServices where !(service is EventDispatcher) { await service.runPending() }
+        await dispatcher.runPending()
     }
 
-    /// Closes the store the application opened (a store passed in ``AppOverrides/store`` stays
-    /// open). Call it after the service group has finished.
+    /// Closes the event sinks' clients and the store the application opened (a store passed in
+    /// ``AppOverrides/store`` stays open). Call it after the service group has finished.
     public func close() async { await closeStore() }
 }

@@ -74,10 +74,20 @@ public struct OpenedStore: Sendable {
     /// (environment, files) need no network; the other sources make their first request now and
     /// are refreshed before they expire.
     public static func dynamoDBClient(_ configuration: StoreConfiguration, environment: AWSEnvironment, logger: Logger) async throws -> DynamoDB {
+        let client = try await awsClient(region: configuration.region, environment: environment, logger: logger)
+        let endpoint = configuration.dynamoDBEndpoint ?? environment.endpointURL(serviceVariable: "DYNAMODB")
+        return DynamoDB(client: client, endpoint: endpoint)
+    }
+
+    /// An AWS client for `region` (else the environment's region) signing with the SDKs' credential
+    /// chain, its credentials fetched once now (see ``dynamoDBClient(_:environment:logger:)``).
+    /// The event sinks (SNS, EventBridge) get theirs here too.
+    /// - Throws: ``ConfigurationError`` naming what is missing (the region, the credentials).
+    public static func awsClient(region configuredRegion: String?, environment: AWSEnvironment, logger: Logger) async throws -> AWSClient {
         let region: String
         let provider: CachingCredentialProvider
         do {
-            guard let found = try configuration.region ?? environment.region() else {
+            guard let found = try configuredRegion ?? environment.region() else {
                 throw ConfigurationError(description: "no AWS region: give --region, or set AWS_REGION, or a region for profile '\(environment.profile)' in ~/.aws/config")
             }
             region = found
@@ -88,8 +98,7 @@ public struct OpenedStore: Sendable {
         } catch let error as AWSCredentialsError {
             throw ConfigurationError(description: error.message)
         }
-        let endpoint = configuration.dynamoDBEndpoint ?? environment.endpointURL(serviceVariable: "DYNAMODB")
-        return DynamoDB(client: AWSClient(credentialProvider: provider, region: region, logger: logger), endpoint: endpoint)
+        return AWSClient(credentialProvider: provider, region: region, logger: logger)
     }
 }
 

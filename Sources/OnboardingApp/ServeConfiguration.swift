@@ -8,13 +8,16 @@ public struct Setting: Sendable {
     /// The key under `onboard.` (`host` → `onboard.host`, read from `ONBOARD_HOST`).
     public let key: String
     public let isSecret: Bool
+    private let flagName: String?
 
-    public init(key: String, isSecret: Bool) {
+    /// - Parameter flag: the flag when it is not the key's (`--webhook-url`, repeatable, for `webhook_urls`).
+    public init(key: String, isSecret: Bool, flag: String? = nil) {
         self.key = key
         self.isSecret = isSecret
+        self.flagName = flag
     }
 
-    public var flag: String { "--" + key.replacingOccurrences(of: "_", with: "-") }
+    public var flag: String { flagName ?? "--" + key.replacingOccurrences(of: "_", with: "-") }
     public var environmentVariable: String { "ONBOARD_" + key.uppercased() }
     var configKey: ConfigKey { ConfigKey(["onboard", key]) }
 
@@ -38,7 +41,7 @@ public struct Setting: Sendable {
     public static let all: [Setting] = [
         .host, .port, .database, .adminToken, .logLevel, .store, .table, .dynamoDBEndpoint, .region,
         .onboarding, .rateLimits, .rateLimit, .anonymousRateLimit, .onboardRateLimit, .trustedProxies, .requestDeadline,
-    ] + oidc
+    ] + oidc + events
 }
 
 /// Reads settings: flag, then environment variable, then (the caller's) default.
@@ -58,7 +61,7 @@ public struct SettingsReader {
             InMemoryProvider(name: "flags", values: values),
             EnvironmentVariablesProvider(
                 environmentVariables: environment,
-                secretsSpecifier: .specific([Setting.adminToken.environmentVariable])
+                secretsSpecifier: .specific(Set(Setting.all.filter(\.isSecret).map(\.environmentVariable)))
             ),
         ])
     }
@@ -152,6 +155,8 @@ public struct ServeConfiguration: Sendable {
     public var oidc = OIDCConfiguration()
     /// How long a request's store calls may take, retries included, before it is answered 503.
     public var requestDeadline: Duration = .seconds(10)
+    /// Where lifecycle events are delivered (they are recorded whatever this says).
+    public var events = EventsConfiguration()
 
     public init() {}
 
@@ -205,6 +210,7 @@ public struct ServeConfiguration: Sendable {
             }
             configuration.requestDeadline = deadline
         }
+        configuration.events = try EventsConfiguration.resolve(settings)
         return configuration
     }
 

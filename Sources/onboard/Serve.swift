@@ -43,12 +43,14 @@ struct Serve: AsyncParsableCommand {
 
     @OptionGroup var accessOptions: AccessOptions
     @OptionGroup var oidcOptions: OIDCOptions
+    @OptionGroup(title: "Events") var eventsOptions: EventsOptions
 
     func run() async throws {
         let flags = [
             Setting.host.key: host, Setting.port.key: port, Setting.adminToken.key: adminToken, Setting.logLevel.key: logLevel,
             Setting.requestDeadline.key: requestDeadline,
         ].compactMapValues { $0 }.merging(storeOptions.flags) { $1 }.merging(accessOptions.flags) { $1 }.merging(oidcOptions.flags) { $1 }
+            .merging(eventsOptions.flags) { $1 }
         let configuration: ServeConfiguration
         do {
             configuration = try ServeConfiguration.resolve(flags: flags, environment: ProcessInfo.processInfo.environment)
@@ -78,6 +80,7 @@ struct Serve: AsyncParsableCommand {
         }
         Console.line("onboarding: \(configuration.onboarding == .open ? "open (anyone may POST /onboard)" : "admin only")")
         Console.line("rate limits: \(configuration.rateLimits.map(Self.describe) ?? "off")")
+        Console.line("events: \(app.eventSinksSummary)")
         let host = configuration.host
         let started = Atomic(false)
         app.whenServerRunning = { channel in
@@ -134,6 +137,54 @@ struct AccessOptions: ParsableArguments {
             Setting.onboarding.key: onboarding, Setting.rateLimits.key: rateLimits, Setting.rateLimit.key: rateLimit,
             Setting.anonymousRateLimit.key: anonymousRateLimit, Setting.onboardRateLimit.key: onboardRateLimit,
             Setting.trustedProxies.key: trustedProxies,
+        ].compactMapValues { $0 }
+    }
+}
+
+/// Where lifecycle events are delivered (`serve` only; each also an `ONBOARD_*` variable).
+struct EventsOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("CloudEvents source of every event (ONBOARD_EVENT_SOURCE; default urn:onboard:<host name>).", valueName: "uri"))
+    var eventSource: String?
+
+    @Option(help: ArgumentHelp(
+        "POST every event here, signed per Standard Webhooks; repeatable (ONBOARD_WEBHOOK_URLS, comma-separated; default none).",
+        valueName: "url"
+    ))
+    var webhookUrl: [String] = []
+
+    @Option(help: ArgumentHelp(
+        "The webhooks' signing secret, whsec_<base64 of 24-64 bytes>; required with --webhook-url (ONBOARD_WEBHOOK_SECRET, preferred: flags show in ps).",
+        valueName: "secret"
+    ))
+    var webhookSecret: String?
+
+    @Option(help: ArgumentHelp(
+        "Publish every event to this SNS topic, e.g. arn:aws:sns:eu-west-1:123456789012:onboard-events (ONBOARD_SNS_TOPIC_ARN; endpoint AWS_ENDPOINT_URL_SNS, AWS_ENDPOINT_URL).",
+        valueName: "arn"
+    ))
+    var snsTopicArn: String?
+
+    @Option(help: ArgumentHelp(
+        "Put every event on this EventBridge bus, a name or an ARN (ONBOARD_EVENTBRIDGE_BUS; endpoint AWS_ENDPOINT_URL_EVENTBRIDGE, AWS_ENDPOINT_URL).",
+        valueName: "bus"
+    ))
+    var eventbridgeBus: String?
+
+    @Option(help: ArgumentHelp(
+        "How long a sink may keep failing an event before it is marked failed for it (`onboard events list --failed`) (ONBOARD_EVENT_FAIL_AFTER; default 24h).",
+        valueName: "duration"
+    ))
+    var eventFailAfter: String?
+
+    @Flag(help: "Log one line per event also when webhooks, SNS or EventBridge are configured (ONBOARD_LOG_EVENTS=true; the default sink when none is).")
+    var logEvents = false
+
+    var flags: [String: String] {
+        [
+            Setting.eventSource.key: eventSource,
+            Setting.webhookURLs.key: webhookUrl.isEmpty ? nil : webhookUrl.joined(separator: String(Setting.repeatedFlagSeparator)),
+            Setting.webhookSecret.key: webhookSecret, Setting.snsTopicARN.key: snsTopicArn, Setting.eventBridgeBus.key: eventbridgeBus,
+            Setting.eventFailAfter.key: eventFailAfter, Setting.logEvents.key: logEvents ? "true" : nil,
         ].compactMapValues { $0 }
     }
 }
