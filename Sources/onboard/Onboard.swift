@@ -10,7 +10,7 @@ struct Onboard: AsyncParsableCommand {
         commandName: "onboard",
         abstract: "Multi-tenant client onboarding: a tenant control plane on SQLite or DynamoDB.",
         version: OnboardVersion.current,
-        subcommands: [Serve.self, AdminTokenCommand.self, TableCommand.self, TenantsCommand.self, KeysCommand.self]
+        subcommands: [Serve.self, AdminTokenCommand.self, TableCommand.self, TenantsCommand.self, KeysCommand.self, EventsCommand.self]
     )
 
     /// In Lambda (`AWS_LAMBDA_RUNTIME_API` set) the binary is the runtime; elsewhere a command line.

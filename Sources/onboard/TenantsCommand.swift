@@ -204,7 +204,8 @@ extension TenantsCommand {
             discussion: """
                 Runs to the end here, in batches, with a progress bar on standard error when it is a terminal. \
                 Interrupted, the tenant stays OFFBOARDING: run the command again (or start `serve`) to finish it. \
-                Cannot be undone.
+                The tenant's events (its audit trail, `onboard events list --tenant`) are kept unless --purge-events \
+                is given when the offboarding starts. Cannot be undone.
                 """
         )
 
@@ -212,17 +213,22 @@ extension TenantsCommand {
 
         @OptionGroup var tenant: TenantArgument
 
+        @Flag(help: "Delete the tenant's events too (its audit trail); only tenant.offboarded is left. Default: they are kept.")
+        var purgeEvents = false
+
         func run() async throws {
             let id = try tenant.id()
             let json = options.json
+            let purgeEvents = self.purgeEvents
             try await options.storeOptions.withOperatorStore { opened in
                 let offboarding = Offboarding(store: opened.store, events: operatorEvents)
-                // Already OFFBOARDING (an interrupted run): `start` returns it as it is, and this run finishes it.
-                _ = try await offboarding.start(id)
+                // Already OFFBOARDING (an interrupted run): `start` returns it as it is (purging the
+                // events or not as it was started), and this run finishes it.
+                _ = try await offboarding.start(id, purgeEvents: purgeEvents)
                 let progress = ProgressBar("offboarding \(id.rawValue)", unit: "items deleted")
                 if ProgressBar.isEnabled {
                     // The total only matters for the bar: counted only when one is drawn.
-                    let remaining = try await Self.countItems(id, store: opened.store)
+                    let remaining = try await Self.countItems(id, store: opened.store, countingEvents: purgeEvents)
                     let earlier = try await offboarding.progress(id) ?? 0
                     progress.update(done: earlier, total: earlier + remaining)
                 }
