@@ -244,6 +244,10 @@ public final class EventDispatcher: Service, Sendable {
         do {
             guard try await outbox.acquireLease(shard: shard, owner: owner, duration: configuration.leaseDuration) else {
                 logger.debug("another dispatcher holds the shard's lease", metadata: ["shard": .string(shard)])
+                // Its pass may have read the shard before the events this one was told of:
+                // look again shortly rather than at the next sweep.
+                let soon = EventOutbox.epochMilliseconds(clock.now()) + 250
+                state.withLock { state in state.retryDue[shard] = min(state.retryDue[shard] ?? soon, soon) }
                 return
             }
         } catch {
@@ -270,6 +274,10 @@ public final class EventDispatcher: Service, Sendable {
         repeat {
             let page = try await outbox.pendingPage(shard: shard, after: after, limit: min(100, configuration.maxEventsPerPass - entries.count))
             entries += page.entries
+            for key in page.corrupt {
+                // Left where it is (an operator can look at it); it cannot be delivered.
+                logger.error("an outbox item is not an event this version can read; skipped", metadata: ["item": "\(key)"])
+            }
             after = page.next
         } while after != nil && entries.count < configuration.maxEventsPerPass
         if after != nil {
@@ -279,24 +287,34 @@ public final class EventDispatcher: Service, Sendable {
         }
         guard !entries.isEmpty else { return }
 
-        var leaseRenewedAt = ContinuousClock.now
         // (entry id, sink id) attempted and failed in this pass: not again before the next pass.
         var failedThisPass: Set<Attempt> = []
+        var firstRound = true
         while !limit.isReached {
-            if ContinuousClock.now - leaseRenewedAt > configuration.leaseDuration / 3 {
+            // Renewed before every round but the first (the lease was just taken): a round's
+            // calls end within the delivery timeout, well before the lease could pass to
+            // another dispatcher, which then could send a tenant's next event first.
+            if !firstRound {
                 guard try await outbox.acquireLease(shard: shard, owner: owner, duration: configuration.leaseDuration) else {
                     logger.warning("lost a shard's lease during a pass", metadata: ["shard": .string(shard)])
                     return
                 }
-                leaseRenewedAt = .now
             }
             let now = EventOutbox.epochMilliseconds(clock.now())
             var changed = Set<Int>()
             let disabled = state.withLock { $0.disabled }
+            if firstRound {
+                // Done for every configured sink already (a sink was removed from the
+                // configuration): finished without a delivery.
+                let sinkIds = configuredSinkIds
+                for index in entries.indices where sinkIds.allSatisfy({ entries[index].delivery[$0]?.isSettled == true }) {
+                    changed.insert(index)
+                }
+            }
 
             // A disabled sink gives up on every event it does not have.
             for (sinkId, reason) in disabled {
-                for index in entries.indices where entries[index].delivery[sinkId]?.isSettled != true && configuredSinkIds.contains(sinkId) {
+                for index in entries.indices where entries[index].delivery[sinkId]?.isSettled != true {
                     var delivery = entries[index].delivery[sinkId] ?? SinkDelivery()
                     delivery.state = .failed
                     delivery.lastError = "the sink is disabled: \(reason)"
@@ -336,6 +354,7 @@ public final class EventDispatcher: Service, Sendable {
                 if let earliestRetry { state.retryDue[shard] = min(state.retryDue[shard] ?? earliestRetry, earliestRetry) }
             }
             if batches.isEmpty && changed.isEmpty { return }
+            firstRound = false
 
             // Deliver.
             let results = await deliverBatches(batches.map { batch in (batch.sink, batch.indices.map { OutboxEvent(entries[$0]) }) })
@@ -373,7 +392,8 @@ public final class EventDispatcher: Service, Sendable {
     /// Calls the sinks, at most ``Configuration/deliveriesInFlightPerShard`` at once.
     /// - Returns: per batch, the results (`nil`: the pass was cancelled before an answer).
     private func deliverBatches(_ batches: [(sink: any EventSink, events: [OutboxEvent])]) async -> [[DeliveryResult]?] {
-        let timeout = configuration.deliveryTimeout
+        // Never longer than two thirds of the lease (see the renewal in `deliver(shard:limit:)`).
+        let timeout = min(configuration.deliveryTimeout, configuration.leaseDuration * 2 / 3)
         return await withTaskGroup(of: (Int, [DeliveryResult]?).self) { group in
             var results = [[DeliveryResult]?](repeating: nil, count: batches.count)
             var running = 0

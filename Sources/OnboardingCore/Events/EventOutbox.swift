@@ -203,13 +203,21 @@ public struct EventOutbox: Sendable {
     /// - Parameters:
     ///   - shard: one of ``EventOutboxLayout/shards``.
     ///   - after: the `lastEvaluatedKey` of the previous page.
-    /// - Returns: the entries and where to continue (`nil`: no more).
-    /// - Throws: store errors; `.corruptItem` for an item that is not an outbox item.
-    public func pendingPage(shard: String, after: ItemKey? = nil, limit: Int = 100) async throws -> (entries: [OutboxEntry], next: ItemKey?) {
+    /// - Returns: the entries, the keys of items that are not outbox items this version can read
+    ///   (they cannot be delivered; the caller reports them), and where to continue (`nil`: no more).
+    /// - Throws: store errors.
+    public func pendingPage(
+        shard: String, after: ItemKey? = nil, limit: Int = 100
+    ) async throws -> (entries: [OutboxEntry], corrupt: [ItemKey], next: ItemKey?) {
         let page = try await store.query(ItemQuery(
             tenantId: shard, prefix: EventOutboxLayout.prefix, limit: min(max(limit, 1), ItemQuery.maxLimit), exclusiveStartKey: after
         ))
-        return (try page.items.map { item throws(OnboardingError) in try OutboxEntry(item: item) }, page.lastEvaluatedKey)
+        var entries: [OutboxEntry] = []
+        var corrupt: [ItemKey] = []
+        for item in page.items {
+            if let entry = try? OutboxEntry(item: item) { entries.append(entry) } else { corrupt.append(item.key) }
+        }
+        return (entries, corrupt, page.lastEvaluatedKey)
     }
 
     /// Writes the entry's delivery state, unless someone else wrote it since it was read.
