@@ -28,7 +28,8 @@ public struct WebhookSecret: Sendable, CustomStringConvertible, CustomDebugStrin
         }
         guard (Self.minimumKeyBytes...Self.maximumKeyBytes).contains(bytes.count) else {
             throw WebhookSecretError(
-                description: "a webhook secret's key must be \(Self.minimumKeyBytes) to \(Self.maximumKeyBytes) bytes (its base64 holds \(bytes.count))"
+                description:
+                    "a webhook secret whsec_<base64> must hold \(Self.minimumKeyBytes) to \(Self.maximumKeyBytes) bytes of key (this one holds \(bytes.count))"
             )
         }
         self.key = SymmetricKey(data: bytes)
