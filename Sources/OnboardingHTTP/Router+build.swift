@@ -93,7 +93,11 @@ public func routeTable(_ dependencies: AppDependencies) -> [Route] {
     let resources = ResourceController(resources: TenantResources(store: dependencies.store, clock: dependencies.clock))
     let system = SystemController(store: dependencies.store, version: dependencies.version)
     let offboarding = OffboardingController(worker: dependencies.offboarding)
-    return tenants.routes + offboarding.routes + keys.routes + resources.routes + system.routes
+    let events = EventController(
+        log: TenantEventLog(store: dependencies.store), outbox: EventOutbox(store: dependencies.store, clock: dependencies.clock),
+        recorder: dependencies.events
+    )
+    return tenants.routes + offboarding.routes + keys.routes + resources.routes + events.routes + system.routes
 }
 
 /// The one router: the HTTP server and the tests (and later the Lambda function) serve it.

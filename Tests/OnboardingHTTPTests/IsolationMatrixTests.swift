@@ -64,6 +64,11 @@ struct IsolationMatrixTests {
             // credentials then get 403 tenant-suspended rather than forbidden), ACTIVE again after.
             row(.post, "/tenants/{tenantId}/suspend", own: 403, other: 403, none: 401, admin: 200),
             row(.post, "/tenants/{tenantId}/reactivate", own: 403, other: 403, none: 401, admin: 200),
+            // The audit trail is the tenant's own; the delivery routes are the admin's (a failed
+            // event of A's is put in place for each redeliver cell).
+            row(.get, "/tenants/{tenantId}/events", own: 200, other: 404, none: 401, admin: 200),
+            row(.get, "/events", own: 403, other: 403, none: 401, admin: 200),
+            row(.post, "/events/{eventId}/redeliver", own: 403, other: 403, none: 401, admin: 202),
             row(.get, "/health", own: 200, other: 200, none: 200, admin: 200),
             row(.get, "/openapi.yaml", own: 200, other: 200, none: 200, admin: 200),
         ]
@@ -122,6 +127,12 @@ struct IsolationMatrixTests {
                     if row.route.contains("{keyId}") {
                         spareKey = try #require(try await api.call(.post, "/tenants/\(a)/api-keys", token: TestServer.adminToken)["keyId"])
                     }
+                    var failedEvent = "00000000000000000000000000"
+                    if row.route.contains("{eventId}") {
+                        failedEvent = try await EventRoutesTests.putFailedEvent(
+                            fixture.store, tenantId: a, data: ["note": .string("alpha-marker-7f3a")]
+                        ).id
+                    }
 
                     // DELETE /tenants/{tenantId} targets a fresh tenant: the admin's 202 offboards it.
                     // Its "own" cells use that tenant's own credentials (a tenant offboarding itself);
@@ -140,6 +151,8 @@ struct IsolationMatrixTests {
                         .replacingOccurrences(of: "{keyId}", with: spareKey)
                         .replacingOccurrences(of: "{type}", with: "doc")
                         .replacingOccurrences(of: "{resourceId}", with: "same")
+                        .replacingOccurrences(of: "{eventId}", with: failedEvent)
+                        + (row.route == "/events" ? "?delivery=failed" : "")
                     var headers: HTTPFields = [:]
                     switch caller {
                     case .ownKey: headers[.authorization] = "Bearer \(ownKey)"
@@ -179,6 +192,13 @@ struct IsolationMatrixTests {
                     if row.route.contains("{keyId}") {
                         let cleanup = try await api.call(.delete, "/tenants/\(a)/api-keys/\(spareKey)", token: TestServer.adminToken)
                         #expect(cleanup.status == (response.status == 204 ? 404 : 204), "the key is revoked exactly when the answer says so")
+                    }
+                    if row.route.contains("{eventId}") {
+                        // Queued again exactly when the answer says so; a refused one is removed by hand.
+                        let failedKey = EventRoutesTests.failedKey(failedEvent)
+                        let stillFailed = try await fixture.store.get(failedKey) != nil
+                        #expect(stillFailed == (response.status != 202), "\(row.method) \(row.route) as \(caller)")
+                        if stillFailed { try await fixture.store.delete(failedKey, condition: nil) }
                     }
                     if row.route.hasSuffix("/suspend") || row.route.hasSuffix("/reactivate") {
                         // Suspended exactly when the answer says so; then A is made ACTIVE for the next cell.

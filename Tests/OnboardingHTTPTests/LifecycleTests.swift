@@ -352,6 +352,7 @@ struct LifecycleTests {
                 .replacingOccurrences(of: "{keyId}", with: "0000000000000000")
                 .replacingOccurrences(of: "{type}", with: "doc")
                 .replacingOccurrences(of: "{resourceId}", with: "one")
+                .replacingOccurrences(of: "{eventId}", with: "01ARZ3NDEKTSV4RRFFQ69G5FAV")
             let body: String? = switch (route.method, route.path) {
             case (.post, "/onboard"): #"{"clientName": "Other", "clientPhone": "+14155550100"}"#
             case (.post, "/tenants/{tenantId}/suspend"): #"{"reason": "again"}"#
