@@ -23,8 +23,9 @@ struct EventsCommand: AsyncParsableCommand {
             abstract: "List a tenant's events newest first (--tenant), or the events some sink gave up on (--failed) or not yet delivered everywhere (--pending), oldest first.",
             discussion: """
                 With --json, one JSON object per line: a tenant's events are CloudEvents envelopes; \
-                --failed and --pending give {"event": <envelope>, "delivery": {<sink id>: {state, attempts, \
-                nextAttemptAt, firstFailedAt, lastError}}}. A note on standard error says when more events exist.
+                --failed and --pending give {"event": <envelope>, "delivery": {<sink id>: {state (delivered, failed \
+                or retrying), attempts, lastError, nextAttemptAt, firstFailedAt}}}, as GET /events?delivery= does. \
+                A note on standard error says when more events exist.
                 """
         )
 
@@ -96,7 +97,7 @@ struct EventsCommand: AsyncParsableCommand {
                         let page = failed ? try await outbox.failed(limit: wanted, cursor: cursor) : try await outbox.pending(limit: wanted, cursor: cursor)
                         if json {
                             for entry in page.entries {
-                                CLIOutput.json(["event": entry.envelope ?? .string(entry.envelopeJSON), "delivery": entry.deliveryValue])
+                                CLIOutput.json(EventView.outboxJSON(entry))
                             }
                         }
                         shown += page.entries
@@ -182,6 +183,24 @@ enum EventView {
             header: ["EVENT ID", "TENANT ID", "TYPE", "TIME", "DELIVERY"],
             rows: entries.map { [$0.eventId, $0.tenantId.rawValue, $0.type.rawValue, time($0.time), delivery($0.delivery)] }
         )
+    }
+
+    /// A pending or failed event as `GET /events?delivery=` shows it: the envelope, and per sink
+    /// tried its `state` (`delivered`, `failed`, `retrying`), `attempts`, `lastError` and the
+    /// times as RFC 3339.
+    static func outboxJSON(_ entry: OutboxEntry) -> [String: AttributeValue] {
+        let delivery = entry.delivery.mapValues { sink -> AttributeValue in
+            var map: [String: AttributeValue] = ["state": .string(sink.state?.rawValue ?? "retrying"), "attempts": .int(sink.attempts)]
+            if let error = sink.lastError { map["lastError"] = .string(error) }
+            if let due = sink.nextAttemptAt, sink.state == nil { map["nextAttemptAt"] = .string(timestamp(milliseconds: due)) }
+            if let first = sink.firstFailedAt { map["firstFailedAt"] = .string(timestamp(milliseconds: first)) }
+            return .map(map)
+        }
+        return ["event": entry.envelope ?? .string(entry.envelopeJSON), "delivery": .map(delivery)]
+    }
+
+    static func timestamp(milliseconds: Int) -> String {
+        Timestamp.format(Date(timeIntervalSince1970: Double(milliseconds) / 1000))
     }
 
     /// `2026-12-02T03:50:54.123Z` → `2026-12-02 03:50:54 UTC` (events of one minute stay apart).

@@ -43,7 +43,7 @@ struct Serve: AsyncParsableCommand {
 
     @OptionGroup var accessOptions: AccessOptions
     @OptionGroup var oidcOptions: OIDCOptions
-    @OptionGroup(title: "Events") var eventsOptions: EventsOptions
+    @OptionGroup var eventsOptions: EventsOptions
 
     func run() async throws {
         let flags = [

@@ -169,6 +169,8 @@ struct EventsCLITests {
             #expect(state["state"] == .string("failed"))
             #expect(state["attempts"] == .int(1))
             #expect(state["lastError"]?.stringValue?.isEmpty == false)
+            // Times as the API shows them (RFC 3339).
+            #expect(state["firstFailedAt"]?.stringValue?.hasSuffix("Z") == true, "\(state)")
         }
         let table = try await onboardCLI(["events", "list", "--failed"] + store)
         try OperatorCLITests.expectAligned(table.lines, columns: ["EVENT ID", "TENANT ID", "TYPE", "TIME", "DELIVERY"])
