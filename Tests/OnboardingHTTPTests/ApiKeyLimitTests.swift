@@ -56,8 +56,9 @@ struct ApiKeyLimitTests {
             let stored = try await Self.storedKeys(fixture, id)
             #expect(stored.keyIds.count == ApiKeys.maxKeysPerTenant)
             #expect(stored.count == ApiKeys.maxKeysPerTenant)
-            // Two items per new key (the key and its look-up), nothing else: no orphan look-up.
-            #expect(try await fixture.itemCount() - before == 2 * (ApiKeys.maxKeysPerTenant - 1))
+            // Three items per new key (the key, its look-up and its apikey.created event), nothing
+            // else: no orphan look-up.
+            #expect(try await fixture.itemCount() - before == 3 * (ApiKeys.maxKeysPerTenant - 1))
 
             // Revoking frees exactly one place.
             let revoked = try #require(stored.keyIds.first { !key.contains($0) })

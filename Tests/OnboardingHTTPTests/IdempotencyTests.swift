@@ -57,7 +57,7 @@ struct IdempotencyTests {
             // The replayed key is the live key of the one tenant created.
             let read = try await api.call(.get, "/tenants/\(tenantId)", token: apiKey)
             #expect(read.status == 200)
-            #expect(try await fixture.itemCount() == 4, "one tenant (profile, key, look-up) and its idempotency record")
+            #expect(try await fixture.itemCount() == 5, "one tenant (profile, key, look-up, its tenant.onboarded event) and its idempotency record")
 
             // Without a key, the same body creates another tenant, as before.
             let plain = try await Self.onboard(api, key: nil)
@@ -105,7 +105,7 @@ struct IdempotencyTests {
             // One byte of difference is another request (the fingerprint covers the bytes).
             let spaced = try await Self.onboard(api, key: key, body: Self.body + " ")
             #expect(spaced.status == 422)
-            #expect(try await fixture.itemCount() == 4)
+            #expect(try await fixture.itemCount() == 5)
             // The first request still replays.
             #expect(try await Self.onboard(api, key: key).headers[.idempotentReplayedForTests] == "true")
         }
@@ -239,7 +239,7 @@ struct IdempotencyTests {
             let replay = try await Self.onboard(api, key: key)
             #expect(replay.headers[.idempotentReplayedForTests] == "true")
             #expect(replay.body == created.body)
-            #expect(try await fixture.itemCount() == 4)
+            #expect(try await fixture.itemCount() == 5)
         }
     }
 
@@ -261,7 +261,7 @@ struct IdempotencyTests {
             #expect(Set(created.compactMap(\.tenantId)).count == 1, "every 201 names the same tenant")
             let others = answers.filter { $0.status != 201 }
             #expect(others.allSatisfy { $0.status == 409 && $0.code == "request-in-progress" }, "\(Set(others.map(\.status)))")
-            #expect(try await fixture.itemCount() == 4, "one tenant's three items and one idempotency record")
+            #expect(try await fixture.itemCount() == 5, "one tenant's three items, its event and one idempotency record")
             let replay = try await Self.onboard(api, key: key)
             #expect(replay.headers[.idempotentReplayedForTests] == "true")
             #expect(replay["tenantId"] == firsts.first?.tenantId)
@@ -272,12 +272,15 @@ struct IdempotencyTests {
     func crashBetweenClaimAndCommit() async throws {
         // Writes: 1 the claim, 2 the onboarding's transaction, 3 the claim's release. The outer
         // layer fails the transaction; the inner one fails the release (its second write): the
-        // process "crashed" after claiming, leaving an IN_PROGRESS record and nothing else.
+        // process "crashed" after claiming, leaving an IN_PROGRESS record and nothing else. (The
+        // event dispatcher's calls bypass the counting.)
         let outer = Mutex<FailingStore?>(nil)
         try await TestServer.run(wrapStore: { base in
-            let store = FailingStore(base: FailingStore(base: base, failAt: 2, counting: .writesOnly), failAt: 2, counting: .writesOnly)
-            outer.withLock { $0 = store }
-            return store
+            OutboxBypass(base: base) { base in
+                let store = FailingStore(base: FailingStore(base: base, failAt: 2, counting: .writesOnly), failAt: 2, counting: .writesOnly)
+                outer.withLock { $0 = store }
+                return store
+            }
         }) { api, fixture in
             let key = Self.newKey()
             let failed = try await Self.onboard(api, key: key)
@@ -299,7 +302,7 @@ struct IdempotencyTests {
             let retried = try await Self.onboard(api, key: key)
             #expect(retried.status == 201)
             #expect(retried.headers[.idempotentReplayedForTests] == nil)
-            #expect(try await fixture.itemCount() == 4, "one tenant and its completed record")
+            #expect(try await fixture.itemCount() == 5, "one tenant (with its event) and its completed record")
             let replay = try await Self.onboard(api, key: key)
             #expect(replay.headers[.idempotentReplayedForTests] == "true")
             #expect(replay["tenantId"] == retried["tenantId"])
@@ -323,19 +326,22 @@ struct IdempotencyTests {
             let late = try await stale.value
             #expect(late.status == 409, "the stale holder's transaction fails on its lost lease")
             #expect((try? JSONCodec.parse(late.body))?.mapValue?["code"]?.stringValue == "request-in-progress")
-            #expect(try await fixture.itemCount() == 4, "only the winner's tenant exists")
+            #expect(try await fixture.itemCount() == 5, "only the winner's tenant (and its event) exists")
             #expect(try await Self.onboard(api, key: key)["tenantId"] == winner["tenantId"])
         }
     }
 
     @Test("a lost answer of the committing transaction still answers the stored 201")
     func lostAnswerOfCommit() async throws {
-        // Write 2 (the transaction) is applied, then reported as failed.
-        try await TestServer.run(wrapStore: { FailingStore(base: $0, failAt: 2, counting: .writesOnly, mode: .afterForwarding) }) { api, fixture in
+        // Write 2 (the transaction) is applied, then reported as failed (the event dispatcher's
+        // calls bypass the counting).
+        try await TestServer.run(wrapStore: {
+            OutboxBypass(base: $0) { FailingStore(base: $0, failAt: 2, counting: .writesOnly, mode: .afterForwarding) }
+        }) { api, fixture in
             let key = Self.newKey()
             let answer = try await Self.onboard(api, key: key)
             #expect(answer.status == 201, "the release finds the record completed by this request and answers it")
-            #expect(try await fixture.itemCount() == 4)
+            #expect(try await fixture.itemCount() == 5)
             let replay = try await Self.onboard(api, key: key)
             #expect(replay["tenantId"] == answer["tenantId"])
             #expect(replay["apiKey"] == answer["apiKey"])

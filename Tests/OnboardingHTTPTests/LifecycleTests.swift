@@ -305,10 +305,13 @@ struct LifecycleTests {
     func storeFaults(mode: FailingStore.Mode) async throws {
         let injector = Mutex<FailingStore?>(nil)
         try await TestServer.run(wrapStore: { base in
-            // Only writes count: the test's own requests use the admin token, so nothing else writes.
-            let failing = FailingStore(base: base, failAt: nil, counting: .writesOnly, mode: mode)
-            injector.withLock { $0 = failing }
-            return failing
+            // Only writes count: the test's own requests use the admin token, so nothing else
+            // writes (the event dispatcher's calls bypass the counting).
+            OutboxBypass(base: base) { base in
+                let failing = FailingStore(base: base, failAt: nil, counting: .writesOnly, mode: mode)
+                injector.withLock { $0 = failing }
+                return failing
+            }
         }) { api, _ in
             let store = try #require(injector.withLock { $0 })
             let (id, _) = try await api.newTenant("Faulty")

@@ -36,9 +36,11 @@ struct OffboardingTests {
             #expect(tombstone["clientName"] == nil && tombstone["clientPhone"] == nil)
             #expect(tombstone["offboardedAt"] != nil && tombstone["offboardingStartedAt"] == accepted["offboardingStartedAt"])
 
-            // Only the tombstone is left of the partition; the keys' look-up items are gone.
+            // Only the tombstone and the events (the audit record) are left of the partition; the
+            // keys' look-up items are gone.
             let left = try await fixture.store.query(ItemQuery(tenantId: id, prefix: "", limit: 100))
-            #expect(left.items.map(\.key.resourceKey) == ["TENANT#\(id)"])
+            #expect(left.items.map(\.key.resourceKey).filter { !$0.hasPrefix(EventOutboxLayout.prefix) } == ["TENANT#\(id)"])
+            #expect(left.items.filter { $0.key.resourceKey.hasPrefix(EventOutboxLayout.prefix) }.count == 4, "onboarded, key created, offboarding, offboarded")
             #expect(try await fixture.store.get(ItemKey(tenantId: "_apikey#\(secondKeyId)", resourceKey: "APIKEY")) == nil)
 
             // Tenants: its key 401, another tenant 404; the admin: the tombstone, and no second offboarding.
@@ -110,7 +112,8 @@ struct OffboardingTests {
             #expect(try await api.tenant(id)["status"] == "OFFBOARDING")
             for _ in 0..<4 { await worker.runPending() }
             #expect(try await api.tenant(id)["status"] == "OFFBOARDED")
-            #expect(try await fixture.store.query(ItemQuery(tenantId: id, prefix: "", limit: 10)).items.count == 1)
+            // The tombstone and the events: onboarded, offboarding, offboarded.
+            #expect(try await fixture.store.query(ItemQuery(tenantId: id, prefix: "", limit: 10)).items.count == 4)
         }
     }
 

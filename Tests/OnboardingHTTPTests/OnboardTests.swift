@@ -100,7 +100,7 @@ struct OnboardTests {
             let second = try await api.onboard(#"{"clientName": "Acme Corp", "clientPhone": "+1234567890"}"#)
             #expect(first.status == 201 && second.status == 201)
             #expect(first["tenantId"] != second["tenantId"])
-            #expect(try await fixture.itemCount() == 6, "per tenant: the profile, its first API key and the key's look-up item")
+            #expect(try await fixture.itemCount() == 8, "per tenant: the profile, its first API key, the key's look-up item and its tenant.onboarded event")
         }
     }
 
@@ -140,7 +140,7 @@ struct OnboardTests {
                 #expect(ids.count == count)
                 #expect(Set(ids).count == count, "every tenant id is distinct")
                 #expect(!ids.contains(""))
-                #expect(try await fixture.itemCount() == 3 * count, "a profile, a key and its look-up item each")
+                #expect(try await fixture.itemCount() == 4 * count, "a profile, a key, its look-up item and an event each")
                 // Every acknowledged tenant is readable, with the data it was created with.
                 for id in ids {
                     let tenant = try await api.tenant(id)
