@@ -14,7 +14,9 @@
 # Events are recorded in both (every onboarding writes its event in its transaction); only the
 # delivery differs. The rounds alternate off/on; after each round the script waits until that
 # server's outbox is empty (every event delivered), so no round pays for the previous round's
-# backlog, and reports that wait ("drain"). The median round (by requests/s) of each is reported.
+# backlog, and reports that wait ("drain"). The median round (by requests/s) of each is reported,
+# with the CPU seconds the server and the receiver used during the round and its drain (wrk, the
+# servers and the receiver share the machine's cores).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -56,15 +58,18 @@ port_of() {
 secret="whsec_$(head -c 32 /dev/urandom | base64 -w0)"
 python3 scripts/webhook_receiver.py --port 0 --secret "$secret" >"$work/receiver.log" 2>&1 &
 pids+=($!)
+receiver_pid=$!
 receiver_port=$(port_of "$work/receiver.log")
 
 ONBOARD_ADMIN_TOKEN="bench-admin-token-0123456789abcdef" \
     "$ONBOARD_BINARY" serve --port 0 --database "$work/off.sqlite" --rate-limits off >"$work/off.log" 2>&1 &
 pids+=($!)
+off_pid=$!
 ONBOARD_ADMIN_TOKEN="bench-admin-token-0123456789abcdef" \
     "$ONBOARD_BINARY" serve --port 0 --database "$work/on.sqlite" --rate-limits off \
     --webhook-url "http://127.0.0.1:$receiver_port/hook" --webhook-secret "$secret" >"$work/on.log" 2>&1 &
 pids+=($!)
+on_pid=$!
 off_base="http://127.0.0.1:$(port_of "$work/off.log")"
 on_base="http://127.0.0.1:$(port_of "$work/on.log")"
 
@@ -93,6 +98,9 @@ drain() {
 }
 events() { sql "$work/$1.sqlite" "SELECT count(*) FROM items WHERE tenantId NOT LIKE '\\_%' ESCAPE '\\' AND resourceKey LIKE 'EVENT#%'"; }
 
+# CPU seconds (user + system) a process has used so far.
+cpu() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat"; }
+
 run() { # name, url -> "name rps p50 p99 non2xx"
     local name=$1 url=$2
     wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$work/onboard.lua" "$url" >"$work/$name.txt"
@@ -117,16 +125,21 @@ done
 for round in $(seq 1 "$ROUNDS"); do
     for name in off on; do
         base_var="${name}_base"
+        pid_var="${name}_pid"
         before=$(events "$name")
+        server_cpu=$(cpu "${!pid_var}")
+        receiver_cpu=$(cpu "$receiver_pid")
         result=$(run "$name" "${!base_var}/onboard")
         waited=$(drain "$name")
         recorded=$(( $(events "$name") - before ))
-        echo "$result $waited $recorded" | tee -a "$work/$name.rounds" | sed "s/^/round $round: /" >&2
+        server_cpu=$(awk -v a="$server_cpu" -v b="$(cpu "${!pid_var}")" 'BEGIN { printf "%.1f", b - a }')
+        receiver_cpu=$(awk -v a="$receiver_cpu" -v b="$(cpu "$receiver_pid")" 'BEGIN { printf "%.1f", b - a }')
+        echo "$result $waited $recorded $server_cpu $receiver_cpu" | tee -a "$work/$name.rounds" | sed "s/^/round $round: /" >&2
     done
 done
 median() { sort -k2,2n "$1" | awk -v n="$ROUNDS" 'NR == int((n + 1) / 2)'; }
-read -r _ f_rps f_p50 f_p99 f_err f_drain f_events <<<"$(median "$work/off.rounds")"
-read -r _ n_rps n_p50 n_p99 n_err n_drain n_events <<<"$(median "$work/on.rounds")"
+read -r _ f_rps f_p50 f_p99 f_err f_drain f_events f_cpu f_rcpu <<<"$(median "$work/off.rounds")"
+read -r _ n_rps n_p50 n_p99 n_err n_drain n_events n_cpu n_rcpu <<<"$(median "$work/on.rounds")"
 
 # Every event of the "on" server reached the receiver, verified (at least once; retries may repeat).
 stats=$(curl -sf "http://127.0.0.1:$receiver_port/_stats")
@@ -135,15 +148,13 @@ rejected=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["rejected"])'
 on_events=$(events on)
 failed=$(sql "$work/on.sqlite" "SELECT count(*) FROM items WHERE tenantId = '_outbox-failed'")
 
-duration_s=$(awk -v d="$DURATION" 'BEGIN { v = d + 0; if (d ~ /m$/) v *= 60; print v }')
 echo
 echo "machine: $(nproc) cores ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(uname -sr)"
 echo "load: wrk -t$THREADS -c$CONNECTIONS -d$DURATION on 127.0.0.1 (POST /onboard), median of $ROUNDS alternating rounds; rate limits off"
-printf "| sink | onboardings/s | p50 ms | p99 ms | non-2xx | events in the round | drain after the round s | delivered/s (round + drain) |\n|---|---:|---:|---:|---:|---:|---:|---:|\n"
-printf "| off (log) | %s | %s | %s | %s | %s | %s | %s |\n" "$f_rps" "$f_p50" "$f_p99" "$f_err" "$f_events" "$f_drain" \
-    "$(awk -v e="$f_events" -v d="$duration_s" -v w="$f_drain" 'BEGIN { printf "%.0f", e / (d + w) }')"
-printf "| on (webhook) | %s | %s | %s | %s | %s | %s | %s |\n" "$n_rps" "$n_p50" "$n_p99" "$n_err" "$n_events" "$n_drain" \
-    "$(awk -v e="$n_events" -v d="$duration_s" -v w="$n_drain" 'BEGIN { printf "%.0f", e / (d + w) }')"
+printf "| sink | onboardings/s | p50 ms | p99 ms | non-2xx | events recorded | drain after the round s | server CPU s | server CPU ms per event | receiver CPU s |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+per_event() { awk -v c="$1" -v e="$2" 'BEGIN { printf "%.2f", (e > 0 ? 1000 * c / e : 0) }'; }
+printf "| off (log) | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n" "$f_rps" "$f_p50" "$f_p99" "$f_err" "$f_events" "$f_drain" "$f_cpu" "$(per_event "$f_cpu" "$f_events")" "$f_rcpu"
+printf "| on (webhook) | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n" "$n_rps" "$n_p50" "$n_p99" "$n_err" "$n_events" "$n_drain" "$n_cpu" "$(per_event "$n_cpu" "$n_events")" "$n_rcpu"
 echo
 echo "on/off: $(awk -v n="$n_rps" -v f="$f_rps" 'BEGIN { printf "%.0f", 100 * n / f }')%"
 echo "webhook: $on_events events recorded, $accepted_ids distinct ids accepted by the receiver, $rejected refused signatures, $failed failed"
