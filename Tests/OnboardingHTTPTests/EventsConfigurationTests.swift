@@ -297,6 +297,116 @@ struct EventsConfigurationTests {
     }
 }
 
+extension EventsConfigurationTests {
+    @Test(
+        "the wiring publishes to SNS and EventBridge on moto (AWS_ENDPOINT_URL): the configured topic and bus each get the onboarding, read back from SQS",
+        .requires(.moto)
+    )
+    func deliversToSNSAndEventBridge() async throws {
+        let moto = try await MotoServer.shared()
+        let name = "wiring-\(UUID().uuidString.prefix(8).lowercased())"
+        // A topic with a queue subscribed, and a bus whose rule sends everything from this source to a queue.
+        let sns = SNS(client: TestAWSClients.client(), endpoint: moto.endpoint)
+        let topicArn = try await sns.createTopic(name: name)
+        let topicQueue = try await WiringSQSQueue.create(on: moto, name: name + "-sns")
+        _ = try await sns.subscribe(topicArn: topicArn, protocol: "sqs", endpoint: topicQueue.arn)
+        let source = "urn:onboard:\(name)"
+        let events = EventBridge(client: TestAWSClients.client(), endpoint: moto.endpoint)
+        func call(_ operation: String, _ input: [String: Any]) async throws {
+            _ = try await events.call(operation, body: Array(try JSONSerialization.data(withJSONObject: input)))
+        }
+        try await call("CreateEventBus", ["Name": name])
+        let pattern = String(decoding: try JSONSerialization.data(withJSONObject: ["source": [source]]), as: UTF8.self)
+        try await call("PutRule", ["Name": "to-queue", "EventBusName": name, "EventPattern": pattern, "State": "ENABLED"])
+        let busQueue = try await WiringSQSQueue.create(on: moto, name: name + "-bus")
+        try await call("PutTargets", ["Rule": "to-queue", "EventBusName": name, "Targets": [["Id": "queue", "Arn": busQueue.arn]]])
+
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let configuration = try ServeConfiguration.resolve(
+            flags: [
+                Setting.adminToken.key: TestServer.adminToken, Setting.port.key: "0", Setting.database.key: directory.path("aws.sqlite"),
+                Setting.snsTopicARN.key: topicArn, Setting.eventBridgeBus.key: name, Setting.eventSource.key: source,
+                Setting.rateLimits.key: "off",
+            ],
+            environment: [:]
+        )
+        // The SDKs' variables, as a deployment sets them: one endpoint for every service, static keys, the region.
+        let environment = AWSEnvironment(
+            variables: [
+                "AWS_ENDPOINT_URL": moto.endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1",
+            ],
+            homeDirectory: directory.path("home")
+        )
+        let app = try await buildApplication(configuration, overrides: AppOverrides(
+            // moto answers one request at a time: retries come back soon rather than after minutes.
+            eventDispatcher: EventDispatcher.Configuration(sweepInterval: .milliseconds(500), backoffCap: .seconds(2)),
+            awsEnvironment: environment
+        ))
+        #expect(app.dispatcher.sinks.map(\.id) == ["sns:\(topicArn)", "eventbridge:\(name)"])
+        let tenantId = try await app.test(.live) { client in
+            let api = APIClient(client: client)
+            let (tenantId, _) = try await api.newTenant("Cloud Wiring Ltd")
+            return tenantId
+        }
+        let published = try await topicQueue.receive(count: 1)
+        let routed = try await busQueue.receive(count: 1)
+        await app.close()
+
+        let notification = try #require(published.first.flatMap { try? JSONCodec.parse($0.Body).mapValue }, "\(published)")
+        let message = try #require(notification["Message"]?.stringValue.flatMap { try? JSONCodec.parse($0).mapValue })
+        #expect(message["type"] == .string("tenant.onboarded"))
+        #expect(message["subject"] == .string(tenantId))
+        #expect(notification["MessageAttributes"]?.mapValue?["type"]?.mapValue?["Value"] == .string("tenant.onboarded"))
+        #expect(notification["MessageAttributes"]?.mapValue?["tenantId"]?.mapValue?["Value"] == .string(tenantId))
+
+        let entry = try #require(routed.first.flatMap { try? JSONCodec.parse($0.Body).mapValue }, "\(routed)")
+        #expect(entry["source"] == .string(source))
+        #expect(entry["detail-type"] == .string("tenant.onboarded"))
+        #expect(entry["detail"]?.mapValue?["subject"] == .string(tenantId))
+    }
+}
+
+/// An SQS queue on moto read with SQS's JSON protocol (what SNS and EventBridge delivered).
+struct WiringSQSQueue {
+    let endpoint: String
+    let url: String
+    let arn: String
+
+    struct Message: Decodable {
+        let Body: String
+    }
+
+    static func call(endpoint: String, _ operation: String, _ input: [String: Any]) async throws -> [String: Any] {
+        let answer = try await TestAWSClients.client().jsonCall(
+            endpoint: endpoint, signingName: "sqs", target: "AmazonSQS.\(operation)", contentType: "application/x-amz-json-1.0",
+            body: Array(try JSONSerialization.data(withJSONObject: input))
+        )
+        return (try JSONSerialization.jsonObject(with: Data(answer)) as? [String: Any]) ?? [:]
+    }
+
+    static func create(on moto: MotoServer, name: String) async throws -> WiringSQSQueue {
+        let created = try await call(endpoint: moto.endpoint, "CreateQueue", ["QueueName": name])
+        let url = try #require(created["QueueUrl"] as? String)
+        let read = try await call(endpoint: moto.endpoint, "GetQueueAttributes", ["QueueUrl": url, "AttributeNames": ["QueueArn"]])
+        let arn = try #require((read["Attributes"] as? [String: String])?["QueueArn"])
+        return WiringSQSQueue(endpoint: moto.endpoint, url: url, arn: arn)
+    }
+
+    /// Receives until `count` messages came or 30 receives in a row (of up to 1 s each) found none.
+    func receive(count: Int) async throws -> [Message] {
+        var messages: [Message] = []
+        var emptyInARow = 0
+        while messages.count < count, emptyInARow < 30 {
+            let answer = try await Self.call(endpoint: endpoint, "ReceiveMessage", ["QueueUrl": url, "MaxNumberOfMessages": 10, "WaitTimeSeconds": 1])
+            let batch = try JSONDecoder().decode([Message].self, from: JSONSerialization.data(withJSONObject: answer["Messages"] ?? []))
+            emptyInARow = batch.isEmpty ? emptyInARow + 1 : 0
+            messages += batch
+        }
+        return messages
+    }
+}
+
 /// A webhook receiver on 127.0.0.1 (Hummingbird) that records every request and answers 204.
 final class WiringWebhookReceiver: Sendable {
     struct Delivery: Sendable {
