@@ -23,8 +23,10 @@ extension AWSClient {
     }
 }
 
-/// `application/x-www-form-urlencoded` as AWS signs and reads it: every byte but the unreserved
-/// ones (`A-Z a-z 0-9 - _ . ~`) percent-encoded, spaces as `%20`.
+/// `application/x-www-form-urlencoded` as botocore writes it (Python's `urlencode`): spaces as
+/// `+`, every other byte but the unreserved ones (`A-Z a-z 0-9 - _ . ~`) percent-encoded. AWS
+/// signs the body's bytes, so `%20` would do there too; but moto checks a signature against the
+/// form it re-encodes this way, and then only this spelling matches.
 enum QueryForm {
     static func encode(_ parameters: [(String, String)]) -> String {
         parameters.map { "\(percentEncode($0.0))=\(percentEncode($0.1))" }.joined(separator: "&")
@@ -38,6 +40,8 @@ enum QueryForm {
             case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
                 UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "~"):
                 encoded.unicodeScalars.append(Unicode.Scalar(byte))
+            case UInt8(ascii: " "):
+                encoded.unicodeScalars.append("+")
             default:
                 let hex = Array("0123456789ABCDEF".unicodeScalars)
                 encoded.unicodeScalars.append("%")

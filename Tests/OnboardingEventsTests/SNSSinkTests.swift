@@ -131,4 +131,36 @@ struct SNSSinkTests {
         #expect(form.contains("&MessageAttributes.entry.2.Name=type&MessageAttributes.entry.2.Value.DataType=String&MessageAttributes.entry.2.Value.StringValue=tenant.onboarded"))
         #expect(!form.contains("MessageGroupId"), "not a FIFO topic")
     }
+
+    @Test("SNS and EventBridge calls are signed as AWS checks them: moto with authentication accepts them and refuses a wrong secret", .requires(.moto), .requires(.boto3))
+    func signed() async throws {
+        let moto = try await MotoServer.start(environment: ["INITIAL_NO_AUTH_ACTION_COUNT": "3"])
+        defer { moto.stop() }
+        let user = try sinkTestIAMUser(on: moto)
+        let client = AWSClient(credentials: .init(accessKeyId: user.accessKeyId, secretAccessKey: user.secretAccessKey), region: "us-east-1")
+        let wrongClient = AWSClient(credentials: .init(accessKeyId: user.accessKeyId, secretAccessKey: user.secretAccessKey + "x"), region: "us-east-1")
+        defer {
+            Task {
+                try? await client.shutdown()
+                try? await wrongClient.shutdown()
+            }
+        }
+        let sns = SNS(client: client, endpoint: moto.endpoint)
+        // A name and a message that percent-encoding must get right for the signature to match.
+        let topicArn = try await sns.createTopic(name: "signed-topic")
+        let event = SinkTestEvents.make(.tenantSuspended, data: ["reason": .string("a&b=c+d %41 é ✓ ~*'()!")])
+        let published = await SNSSink(sns: sns, topicArn: topicArn).deliver([event])
+        #expect(published == [.delivered])
+
+        let eventBridge = EventBridge(client: client, endpoint: moto.endpoint)
+        #expect(await EventBridgeSink(events: eventBridge, busName: "default").deliver([event]) == [.delivered])
+
+        let refused = await SNSSink(sns: SNS(client: wrongClient, endpoint: moto.endpoint), topicArn: topicArn).deliver([event])
+        guard case .retry(let reason)? = refused.first else {
+            Issue.record("expected a retry, got \(refused)")
+            return
+        }
+        #expect(reason.contains("SignatureDoesNotMatch"), "\(reason)")
+        #expect(!reason.contains(user.secretAccessKey))
+    }
 }

@@ -230,3 +230,24 @@ struct SQSTestQueue {
         return messages
     }
 }
+
+/// Credentials of a new IAM user allowed everything, created with boto3 on a moto that checks
+/// signatures (`INITIAL_NO_AUTH_ACTION_COUNT` = 3: these set-up calls are the unchecked ones).
+func sinkTestIAMUser(on moto: MotoServer) throws -> (accessKeyId: String, secretAccessKey: String) {
+    try Requirements.check(.boto3)
+    let script = """
+        import boto3, json, sys
+        iam = boto3.client("iam", endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="setup", aws_secret_access_key="setup")
+        iam.create_user(UserName="events")
+        iam.put_user_policy(UserName="events", PolicyName="all", PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+        key = iam.create_access_key(UserName="events")["AccessKey"]
+        print(key["AccessKeyId"], key["SecretAccessKey"])
+        """
+    let setup = try ChildProcess.run(executable: "/usr/bin/env", arguments: ["python3", "-c", script, moto.endpoint], standardError: .null)
+    let words = setup.outputText.split(separator: " ").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+    guard setup.status.isSuccess, words.count == 2 else {
+        throw UnavailableInThisEnvironment(description: "boto3 could not create an IAM user on moto")
+    }
+    return (words[0], words[1])
+}
