@@ -6,9 +6,9 @@ import OnboardingSQLite
 import Synchronization
 import Testing
 
-/// Offboarding on each store: everything of the partition goes but the tombstone, a crash or a
-/// store error anywhere leaves a state the next start resumes, and nothing written concurrently
-/// survives.
+/// Offboarding on each store: everything of the partition goes but the tombstone and the
+/// tenant's events (its audit record; purged on request), a crash or a store error anywhere leaves
+/// a state the next start resumes, and nothing written concurrently survives.
 ///
 /// The big tenant runs on a moto of its own (``OffboardingStore/dynamoDB``), so its 200
 /// transactions do not queue behind the other suites' calls on the shared one.
@@ -16,7 +16,7 @@ import Testing
 struct OffboardingConformanceTests {
     // MARK: - Everything goes
 
-    @Test("a tenant with 10,000 resources and 3 API keys offboards completely: only the tombstone is left, no key look-up", arguments: OffboardingStore.all)
+    @Test("a tenant with 10,000 resources and 3 API keys offboards completely: only the tombstone and the events are left, no key look-up", arguments: OffboardingStore.all)
     func bigTenantOffboardsCompletely(_ subject: OffboardingStore) async throws {
         try await subject.withStore { store in
             let seeded = try await Seed.tenant(in: store, resources: 10_000, extraKeys: 2)
@@ -34,13 +34,16 @@ struct OffboardingConformanceTests {
                 Issue.record("not finished: \(run)")
                 return
             }
-            // 10,000 resources, 3 keys, an event and a usage counter: every one counted once.
+            // 10,000 resources, 3 keys and a usage counter: every one counted once.
             #expect(run.itemsDeleted == seeded.items)
             #expect(run.batches == seen.withLock { $0.count })
             #expect(seen.withLock { $0 } == seen.withLock { $0 }.sorted() && seen.withLock { $0.last } == seeded.items)
 
-            let left = try await Seed.partition(seeded.id, in: store)
+            let partition = try await Seed.partition(seeded.id, in: store)
+            let left = Seed.withoutEvents(partition)
             #expect(left.map(\.key) == [Tenant.key(seeded.id)])
+            // The events stay: the tenant's audit record, with the offboarding's two.
+            #expect(try Seed.eventTypes(partition) == Seed.names(.tenantOnboarded, .tenantOffboarding, .tenantOffboarded))
             let stored = try Tenant(item: try #require(left.first))
             #expect(stored == tombstone)
             #expect(stored.status == .offboarded && stored.offboardedAt != nil && stored.offboardingStartedAt == started.offboardingStartedAt)
@@ -76,7 +79,7 @@ struct OffboardingConformanceTests {
             let firstBatch = 99 - seeded.keyIds.count
             let marker = try #require(try await base.get(OffboardingMarker.key(seeded.id)))
             #expect(marker["itemsDeleted"] == .int(firstBatch))
-            #expect(try await Seed.partition(seeded.id, in: base).count == 1 + seeded.items - firstBatch)
+            #expect(Seed.withoutEvents(try await Seed.partition(seeded.id, in: base)).count == 1 + seeded.items - firstBatch)
             #expect(try await Offboarding(store: base).progress(seeded.id) == firstBatch)
 
             // A new start of the service: it reads the markers and finishes what it finds.
@@ -141,7 +144,7 @@ struct OffboardingConformanceTests {
                 #expect(try await store.get(OffboardingMarker.key(id)) == nil)
             }
             // The ACTIVE tenant keeps everything.
-            #expect(try await Seed.partition(seeded.id, in: store).count == 1 + seeded.items)
+            #expect(try await Seed.state(of: seeded, in: store) == .whole)
         }
     }
 
@@ -154,7 +157,7 @@ struct OffboardingConformanceTests {
     func everyFailurePoint(_ subject: OffboardingStore, mode: FailingStore.Mode) async throws {
         try await subject.withStore { base in
             let failing = FailingStore(base: base, failAt: nil, mode: mode)
-            // Small batches: 8 writes each, so 25 resources, 2 keys and 2 more items make 5 batches.
+            // Small batches: 8 writes each, so 25 resources, 2 keys and a usage counter make 5 batches.
             func offboard(_ id: TenantID) async throws {
                 let offboarding = Offboarding(store: failing, batchWrites: 8)
                 _ = try await offboarding.start(id)
@@ -183,6 +186,77 @@ struct OffboardingConformanceTests {
                 _ = try await Offboarding(store: base).resumeAll()
                 try await Seed.expectOffboarded(seeded, in: base)
             }
+        }
+    }
+
+    // MARK: - The events
+
+    @Test("with purgeEvents the events go too, in batches, and only tenant.offboarded is left; without, all stay", arguments: OffboardingStore.all)
+    func purgeEvents(_ subject: OffboardingStore) async throws {
+        try await subject.withStore { store in
+            for purge in [true, false] {
+                let seeded = try await Seed.tenant(in: store, resources: 20, extraKeys: 1)
+                // 30 more events of the tenant, as its changes record them.
+                let lifecycle = TenantLifecycle(store: store)
+                for index in 0..<30 {
+                    _ = try await lifecycle.update(seeded.id, clientName: .string("Name \(index)"), clientPhone: nil)
+                }
+                let offboarding = Offboarding(store: store, batchWrites: 10)
+                _ = try await offboarding.start(seeded.id, purgeEvents: purge)
+                #expect(try await store.get(OffboardingMarker.key(seeded.id))?["purgeEvents"] == (purge ? .bool(true) : nil))
+                let run = try await offboarding.finish(seeded.id)
+                guard case .finished(let tombstone) = run.outcome else {
+                    Issue.record("not finished: \(run)")
+                    return
+                }
+                let partition = try await Seed.partition(seeded.id, in: store)
+                #expect(Seed.withoutEvents(partition).map(\.key) == [Tenant.key(seeded.id)])
+                let events = try partition.filter { $0.key.resourceKey.hasPrefix(EventOutboxLayout.prefix) }.map { item in
+                    try TenantEvent(envelopeJSON: try #require(item[EventOutboxLayout.Attribute.envelope]?.stringValue))
+                }
+                if purge {
+                    // Deleted in the batches and counted; the last event, written with the tombstone, stays.
+                    #expect(events.map(\.type) == [.tenantOffboarded])
+                    #expect(run.itemsDeleted == seeded.items + 1 + 30 + 1, "the items, the onboarding's, the updates' and the offboarding's events")
+                } else {
+                    #expect(events.count == 1 + 30 + 2)
+                    #expect(run.itemsDeleted == seeded.items)
+                }
+                #expect(events.last?.data["tenant"] == .map(APIRepresentation.tenant(tombstone)))
+                #expect(events.last?.actor == "system" && events.last?.requestID == nil, "background work unless bound")
+            }
+        }
+    }
+
+    @Test("a purge asked again while OFFBOARDING is kept on the marker; the change context names the actor", arguments: OffboardingStore.all)
+    func purgeAskedAgain(_ subject: OffboardingStore) async throws {
+        try await subject.withStore { store in
+            let seeded = try await Seed.tenant(in: store, resources: 5, extraKeys: 0)
+            let offboarding = Offboarding(store: store)
+            try await ChangeContext.$current.withValue(ChangeContext(actor: "operator", requestID: "req-1")) {
+                _ = try await offboarding.start(seeded.id)
+                _ = try await offboarding.start(seeded.id, purgeEvents: true)
+            }
+            #expect(try await store.get(OffboardingMarker.key(seeded.id))?["purgeEvents"] == .bool(true))
+            _ = try await offboarding.finish(seeded.id)
+            let partition = try await Seed.partition(seeded.id, in: store)
+            let events = try partition.filter { $0.key.resourceKey.hasPrefix(EventOutboxLayout.prefix) }.map { item in
+                try TenantEvent(envelopeJSON: try #require(item[EventOutboxLayout.Attribute.envelope]?.stringValue))
+            }
+            #expect(events.map(\.type) == [.tenantOffboarded])
+            #expect(Seed.withoutEvents(partition).count == 1)
+            // The purged events were delivered from the outbox all the same (no dispatcher runs
+            // here: they are still in it): one tenant.offboarding (the second start made none),
+            // by the actor and request bound around the start.
+            let outbox = try await store.query(ItemQuery(tenantId: EventOutboxLayout.shard(of: seeded.id), prefix: EventOutboxLayout.prefix, limit: 1000))
+            let outboxEvents = try outbox.items.filter { $0[EventOutboxLayout.Attribute.eventTenantId] == .string(seeded.id.rawValue) }.map { item in
+                try TenantEvent(envelopeJSON: try #require(item[EventOutboxLayout.Attribute.envelope]?.stringValue))
+            }
+            let started = outboxEvents.filter { $0.type == .tenantOffboarding }
+            #expect(started.count == 1)
+            #expect(started.first?.actor == "operator" && started.first?.requestID == "req-1")
+            #expect(started.first?.data["purgeEvents"] == .bool(false), "as first asked")
+            #expect(outboxEvents.filter { $0.type == .tenantOffboarded }.count == 1)
         }
     }
 
@@ -257,12 +331,13 @@ enum Seed {
     struct Seeded: Sendable {
         let id: TenantID
         let keyIds: [String]
-        /// Items of the partition besides the profile.
+        /// Items of the partition besides the profile and the events (what offboarding deletes).
         let items: Int
     }
 
-    /// A tenant onboarded as `POST /onboard` does (profile, first key, its look-up), with more
-    /// keys, an event, a usage counter and `resources` documents, written in transactions of 100.
+    /// A tenant onboarded as `POST /onboard` does (profile, first key, its look-up, its
+    /// `tenant.onboarded` event), with more keys, a usage counter and `resources` documents,
+    /// written straight in transactions of 100.
     static func tenant(in store: any TenantStore, resources: Int, extraKeys: Int) async throws -> Seeded {
         let hasher = FixedHasher()
         let onboarded = try await OnboardingService(store: store, hasher: hasher).onboard(
@@ -272,8 +347,7 @@ enum Seed {
         var keyIds = [onboarded.apiKey.key.keyId]
         let apiKeys = ApiKeys(store: store, hasher: hasher)
         var writes: [TransactionWrite] = [
-            .put(Item(tenantId: id.rawValue, resourceKey: "EVENT#0001", attributes: ["type": .string("tenant.onboarded")]), condition: nil),
-            .put(Item(tenantId: id.rawValue, resourceKey: "USAGE#2026-12", attributes: ["requests": .int(7)]), condition: nil),
+            .put(Item(tenantId: id.rawValue, resourceKey: "USAGE#2026-12", attributes: ["requests": .int(7)]), condition: nil)
         ]
         for _ in 0..<extraKeys {
             let (issued, keyWrites) = apiKeys.newKey(for: id, at: onboarded.tenant.createdAt)
@@ -292,7 +366,7 @@ enum Seed {
             try await store.transact(Array(writes[start..<end]))
             start = end
         }
-        return Seeded(id: id, keyIds: keyIds, items: keyIds.count + 2 + resources)
+        return Seeded(id: id, keyIds: keyIds, items: keyIds.count + 1 + resources)
     }
 
     /// Every item of the tenant's partition, the profile included.
@@ -307,18 +381,38 @@ enum Seed {
         return items
     }
 
+    /// The items of a partition that are not events.
+    static func withoutEvents(_ items: [Item]) -> [Item] {
+        items.filter { !$0.key.resourceKey.hasPrefix(EventOutboxLayout.prefix) }
+    }
+
+    /// The types of the partition's events, sorted by name (as a multiset: the services of a
+    /// test make their event ids with generators of their own, so within one millisecond their
+    /// order is not defined).
+    static func eventTypes(_ items: [Item]) throws -> [String] {
+        try items.filter { $0.key.resourceKey.hasPrefix(EventOutboxLayout.prefix) }.map { item in
+            try TenantEvent(envelopeJSON: try #require(item[EventOutboxLayout.Attribute.envelope]?.stringValue)).type.rawValue
+        }.sorted()
+    }
+
+    /// `types` as ``eventTypes(_:)`` gives them.
+    static func names(_ types: TenantEventType...) -> [String] { types.map(\.rawValue).sorted() }
+
     enum State: Equatable {
-        /// ACTIVE, no marker, every item and look-up there: nothing happened.
+        /// ACTIVE, no marker, every item and look-up there, only the onboarding's event: nothing happened.
         case whole
         /// OFFBOARDING with its marker: a resume finishes it.
         case offboardingWithMarker
-        /// OFFBOARDED, no marker, only the tombstone, no look-up.
+        /// OFFBOARDED, no marker, only the tombstone and the events (one `tenant.offboarding`, one
+        /// `tenant.offboarded`), no look-up.
         case offboarded
         case broken(String)
     }
 
     static func state(of seeded: Seeded, in store: any TenantStore) async throws -> State {
-        let items = try await partition(seeded.id, in: store)
+        let all = try await partition(seeded.id, in: store)
+        let events = try eventTypes(all)
+        let items = withoutEvents(all)
         let marker = try await store.get(OffboardingMarker.key(seeded.id))
         guard let profileItem = items.first(where: { $0.key == Tenant.key(seeded.id) }) else { return .broken("no profile") }
         let profile = try Tenant(item: profileItem)
@@ -328,16 +422,17 @@ enum Seed {
         }
         let keyItems = Set(items.map(\.key.resourceKey).filter { $0.hasPrefix("APIKEY#") }.map { String($0.dropFirst(7)) })
         switch profile.status {
-        case .active where marker == nil && items.count == 1 + seeded.items && lookups == seeded.keyIds.count:
+        case .active where marker == nil && items.count == 1 + seeded.items && lookups == seeded.keyIds.count && events == names(.tenantOnboarded):
             return .whole
-        case .offboarding where marker != nil:
+        case .offboarding where marker != nil && events == names(.tenantOnboarded, .tenantOffboarding):
             // Each key still listed has its look-up (they go in the same batch).
             let lookupsOfListed = seeded.keyIds.filter { keyItems.contains($0) }.count
             return lookups == lookupsOfListed ? .offboardingWithMarker : .broken("\(lookups) look-ups for \(keyItems.count) keys")
-        case .offboarded where marker == nil && items.count == 1 && lookups == 0 && profile.clientName == nil:
+        case .offboarded where marker == nil && items.count == 1 && lookups == 0 && profile.clientName == nil
+            && events == names(.tenantOnboarded, .tenantOffboarding, .tenantOffboarded):
             return .offboarded
         default:
-            return .broken("\(profile.status.rawValue), marker: \(marker != nil), \(items.count) items, \(lookups) look-ups")
+            return .broken("\(profile.status.rawValue), marker: \(marker != nil), \(items.count) items, \(lookups) look-ups, events \(events)")
         }
     }
 
