@@ -164,3 +164,21 @@ struct SNSSinkTests {
         #expect(!reason.contains(user.secretAccessKey))
     }
 }
+
+@Suite("QueryXML: the Query protocol's answers read")
+struct QueryXMLTests {
+    @Test("an element's text: escapes decoded, attributes and empty elements allowed, longer names not confused with it")
+    func texts() {
+        let xml = """
+            <PublishResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/"><PublishResult>
+            <MessageIdList>no</MessageIdList><MessageId a="1">id &lt;1&gt; &amp;amp; &quot;&apos; &#233;&#x2713; &bogus; & done</MessageId>
+            <Empty/><MessageId>second</MessageId></PublishResult></PublishResponse>
+            """
+        #expect(QueryXML.text(of: "MessageId", in: xml) == "id <1> &amp; \"' é✓ &bogus; & done")
+        #expect(QueryXML.texts(of: "MessageId", in: xml).count == 2)
+        #expect(QueryXML.texts(of: "MessageId", in: xml).last == "second")
+        #expect(QueryXML.text(of: "Empty", in: xml) == "")
+        #expect(QueryXML.text(of: "Missing", in: xml) == nil)
+        #expect(QueryXML.text(of: "MessageId", in: "<MessageId>unterminated") == nil)
+    }
+}
