@@ -55,7 +55,10 @@ final class WebhookReceiver: Sendable {
     }
 
     /// Every request the receiver answered so far (across its restarts), in order of arrival.
-    func requests() -> [ReceivedRequest] {
+    func requests() -> [ReceivedRequest] { Self.requests(in: record) }
+
+    /// Every request recorded in the receiver's file at `record`, in order of arrival.
+    static func requests(in record: String) -> [ReceivedRequest] {
         guard let text = try? String(contentsOfFile: record, encoding: .utf8) else { return [] }
         // A line is complete once its newline is there (the receiver writes each in one go).
         return text.split(separator: "\n", omittingEmptySubsequences: true).compactMap { line in
@@ -223,6 +226,50 @@ struct EventDeliveryBinaryTests {
 
         #expect(!requests.isEmpty, "the server never tried to deliver")
         #expect(requests.allSatisfy { $0.status == 401 && $0.reason == "no v1 signature matches" }, "\(requests)")
+    }
+
+    /// The failures somebody can see: with the receiver down, the event is given up on after
+    /// `--event-fail-after`, listed by `GET /events?delivery=failed`, and once the receiver is
+    /// up, `POST /events/{id}/redeliver` gets it delivered.
+    @Test("an event given up on (receiver down past --event-fail-after) is listed as failed and arrives when redelivered")
+    func failedThenRedelivered() async throws {
+        let folder = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let secret = newWebhookSecret()
+        let port = try MotoServer.freePort()
+        let record = folder.appendingPathComponent("received.jsonl").path
+        let server = try OnboardProcess(
+            [
+                "serve", "--port", "0", "--database", folder.appendingPathComponent("tenants.sqlite").path, "--webhook-url",
+                "http://127.0.0.1:\(port)/hook", "--webhook-secret", secret, "--event-fail-after", "2s",
+            ],
+            environment: ["ONBOARD_ADMIN_TOKEN": adminToken])
+        let base = try await server.waitUntilListening()
+        let (eventId, failed, redelivered, failedAfter) = try await HTTP.with(base) { http in
+            let tenantId = try await http.onboarded("Failed Co", phone: "+447700900125")
+            let event = try #require(try await http.events(of: tenantId, token: adminToken).first)
+            var failed: [String] = []
+            try await waitUntil(limit: .seconds(120)) {
+                let reply = try await http.send(.GET, "/events?delivery=failed", headers: [("Authorization", "Bearer \(adminToken)")])
+                guard reply.status == 200, case .list(let entries)? = try JSONCodec.parse(reply.body).mapValue?["events"] else { return false }
+                failed = entries.compactMap { $0.mapValue?["event"]?.mapValue?["id"]?.stringValue }
+                return failed.contains(event.id)
+            }
+            let receiver = try await WebhookReceiver.start(port: port, secret: secret, record: record)
+            let redelivered = try await http.send(.POST, "/events/\(event.id)/redeliver", headers: [("Authorization", "Bearer \(adminToken)")])
+            try await waitUntil(limit: .seconds(120)) { receiver.requests().contains { $0.accepted } }
+            let failedAfter = try await http.send(.GET, "/events?delivery=failed", headers: [("Authorization", "Bearer \(adminToken)")])
+            await receiver.kill()
+            return (event.id, failed, redelivered.status, failedAfter.body)
+        }
+        _ = try await server.terminate()
+
+        #expect(failed == [eventId], "listed as failed: \(failed)")
+        #expect(redelivered == 202)
+        let accepted = WebhookReceiver.requests(in: record).filter(\.accepted)
+        #expect(accepted.map(\.id) == [eventId], "\(accepted)")
+        #expect(accepted.first?.type == "tenant.onboarded")
+        #expect(!failedAfter.contains(eventId), "no longer failed: \(failedAfter)")
     }
 
     /// At least once, in order per tenant, across a receiver answering 500 and then down, and a
