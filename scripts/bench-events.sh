@@ -46,6 +46,8 @@ trap cleanup EXIT
 # Waits for "listening on http://127.0.0.1:PORT..." in a log and prints PORT.
 port_of() {
     local log=$1 port=""
+    # The background job opens its log itself, maybe after this starts looking.
+    touch "$log"
     for _ in $(seq 1 200); do
         port=$(sed -n 's|^listening on http://127.0.0.1:\([0-9]*\).*$|\1|p' "$log")
         [[ -n "$port" ]] && break
