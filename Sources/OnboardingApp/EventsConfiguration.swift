@@ -157,6 +157,13 @@ public struct EventsConfiguration: Sendable {
         else {
             throw ConfigurationError(description: "invalid \(source) '\(text)': expected an http:// or https:// URL such as https://example.com/hooks/onboard")
         }
+        // The URL is the sink's id: it is printed, logged and stored on outbox items, so it must
+        // carry no password (the deliveries are authenticated by their signature).
+        guard url.user == nil, url.password == nil else {
+            throw ConfigurationError(
+                description: "invalid \(source): a webhook URL may not hold a user name or password (it is logged and stored); receivers verify the webhook-signature instead"
+            )
+        }
     }
 }
 

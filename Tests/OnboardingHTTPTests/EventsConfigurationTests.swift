@@ -116,6 +116,8 @@ struct EventsConfigurationTests {
             "invalid ONBOARD_WEBHOOK_URLS 'not a url': expected an http:// or https:// URL"),
         ([Setting.webhookURLs.key: "https://example.com/hook\nhttps://example.com/hook", Setting.webhookSecret.key: secret], [:],
             "invalid --webhook-url: https://example.com/hook is listed twice"),
+        ([Setting.webhookURLs.key: "https://user:p4ssw0rd@example.com/hook", Setting.webhookSecret.key: secret], [:],
+            "invalid --webhook-url: a webhook URL may not hold a user name or password"),
         ([Setting.webhookURLs.key: "https://example.com/hook"], [:], "invalid --webhook-url: webhooks need a signing secret (--webhook-secret / ONBOARD_WEBHOOK_SECRET"),
         ([:], ["ONBOARD_WEBHOOK_URLS": "https://example.com/hook"], "invalid ONBOARD_WEBHOOK_URLS: webhooks need a signing secret"),
         ([Setting.webhookURLs.key: "https://example.com/hook", Setting.webhookSecret.key: "hunter2-not-a-whsec-secret"], [:],
