@@ -13,7 +13,9 @@ import Synchronization
 /// A pass over a shard:
 /// 1. takes the shard's lease (``EventOutbox/acquireLease(shard:owner:duration:)``), or skips
 ///    the shard when another dispatcher holds it: one shard is worked on by one process at a time;
-/// 2. reads the shard's pending events in id order (at most ``Configuration/maxEventsPerPass``);
+/// 2. reads the shard's pending events in id order (at most ``Configuration/maxEventsPerPass``,
+///    and of each tenant its oldest ``Configuration/maxEventsPerTenantPerPass``, so that one
+///    tenant's backlog behind a failing event does not hide the other tenants' events);
 /// 3. in rounds: for each sink, each tenant's oldest event that sink does not have yet is its
 ///    only eligible one (head of line), and only once its retry is due; the eligible events go
 ///    out in batches of at most the sink's `maxBatch`, never two of one tenant in a batch, all
@@ -51,8 +53,12 @@ public final class EventDispatcher: Service, Sendable {
         /// How long one sink call may take before it counts as failed (well under the lease, so
         /// that no call is still in flight when the lease could pass to another process).
         public var deliveryTimeout: Duration
-        /// Events read from one shard per pass; the rest are read by the next pass.
+        /// Events worked on in one shard per pass; the rest wait for the next pass.
         public var maxEventsPerPass: Int
+        /// Events of one tenant worked on per pass (its oldest).
+        public var maxEventsPerTenantPerPass: Int
+        /// Outbox items read from one shard per pass at most (those beyond the per-tenant cap too).
+        public var maxItemsScannedPerPass: Int
         /// How long ``runPending()`` and ``sweepAll()`` may take when the task has no
         /// ``RetryBudget`` (inside Lambda they end with the invocation's budget).
         public var boundedPassTimeout: Duration
@@ -63,6 +69,7 @@ public final class EventDispatcher: Service, Sendable {
             failAfter: Duration = .seconds(24 * 3600), sweepInterval: Duration = .seconds(5), backoffBase: Duration = .seconds(1),
             backoffCap: Duration = .seconds(300), leaseDuration: Duration = .seconds(30), concurrency: Int = 4,
             deliveriesInFlightPerShard: Int = 8, deliveryTimeout: Duration = .seconds(20), maxEventsPerPass: Int = 1000,
+            maxEventsPerTenantPerPass: Int = 20, maxItemsScannedPerPass: Int = 10_000,
             boundedPassTimeout: Duration = .seconds(10), shutdownSweepTimeout: Duration = .seconds(10)
         ) {
             self.failAfter = failAfter
@@ -74,6 +81,8 @@ public final class EventDispatcher: Service, Sendable {
             self.deliveriesInFlightPerShard = max(1, deliveriesInFlightPerShard)
             self.deliveryTimeout = deliveryTimeout
             self.maxEventsPerPass = max(1, maxEventsPerPass)
+            self.maxEventsPerTenantPerPass = max(1, maxEventsPerTenantPerPass)
+            self.maxItemsScannedPerPass = max(1, maxItemsScannedPerPass)
             self.boundedPassTimeout = boundedPassTimeout
             self.shutdownSweepTimeout = shutdownSweepTimeout
         }
@@ -88,6 +97,8 @@ public final class EventDispatcher: Service, Sendable {
         var disabled: [String: String] = [:]
         /// Per shard, when its earliest retry is due (Unix epoch milliseconds).
         var retryDue: [String: Int] = [:]
+        /// Unreadable outbox items already reported.
+        var corruptReported: Set<ItemKey> = []
     }
 
     /// The store side of the outbox.
@@ -242,6 +253,9 @@ public final class EventDispatcher: Service, Sendable {
         }
         defer { state.withLock { _ = $0.busy.remove(shard) } }
         do {
+            // An empty shard costs one read and no lease write (most shards, most of the time).
+            let peek = try await outbox.pendingPage(shard: shard, limit: 1)
+            guard !peek.entries.isEmpty || !peek.corrupt.isEmpty else { return }
             guard try await outbox.acquireLease(shard: shard, owner: owner, duration: configuration.leaseDuration) else {
                 logger.debug("another dispatcher holds the shard's lease", metadata: ["shard": .string(shard)])
                 // Its pass may have read the shard before the events this one was told of:
@@ -251,11 +265,15 @@ public final class EventDispatcher: Service, Sendable {
                 return
             }
         } catch {
-            logger.warning("could not take a shard's lease; tried again later", metadata: ["shard": .string(shard), "error": "\(error)"])
+            logger.warning("could not read a shard or take its lease; tried again later", metadata: ["shard": .string(shard), "error": "\(error)"])
             return
         }
         do {
-            try await deliver(shard: shard, limit: limit)
+            if try await deliver(shard: shard, limit: limit) {
+                // More than one pass takes: the rest in the next one.
+                state.withLock { _ = $0.notified.insert(shard) }
+                wakeup.signal()
+            }
         } catch {
             logger.warning(
                 "delivering a shard's events was interrupted; resumed later", metadata: ["shard": .string(shard), "error": "\(error)"]
@@ -268,24 +286,42 @@ public final class EventDispatcher: Service, Sendable {
     }
 
     /// The rounds of a shard's pass.
-    private func deliver(shard: String, limit: PassLimit) async throws {
+    /// - Returns: whether events were left unread or set aside while this pass made progress
+    ///   (another pass is due at once); without progress the retries' times and the sweeps
+    ///   decide, so a tenant stuck behind a failing event is not read over and over.
+    private func deliver(shard: String, limit: PassLimit) async throws -> Bool {
         var entries: [OutboxEntry] = []
+        // Per tenant and sink: events kept that the sink does not have yet.
+        var window: [String: [String: Int]] = [:]
+        let sinkIds = sinks.map(\.id)
+        var scanned = 0
+        var setAside = false
         var after: ItemKey?
         repeat {
-            let page = try await outbox.pendingPage(shard: shard, after: after, limit: min(100, configuration.maxEventsPerPass - entries.count))
-            entries += page.entries
-            for key in page.corrupt {
+            let page = try await outbox.pendingPage(shard: shard, after: after, limit: 100)
+            scanned += page.entries.count + page.corrupt.count
+            for entry in page.entries {
+                // Per sink, a tenant's oldest events only: its later ones cannot go before them.
+                let tenant = entry.tenantId.rawValue
+                let open = sinkIds.filter { entry.delivery[$0]?.isSettled != true }
+                let wanted = open.isEmpty || open.contains { window[tenant]?[$0, default: 0] ?? 0 < configuration.maxEventsPerTenantPerPass }
+                guard entries.count < configuration.maxEventsPerPass, wanted else {
+                    setAside = true
+                    continue
+                }
+                for sinkId in open { window[tenant, default: [:]][sinkId, default: 0] += 1 }
+                entries.append(entry)
+            }
+            let unreported = state.withLock { state in page.corrupt.filter { state.corruptReported.insert($0).inserted } }
+            for key in unreported {
                 // Left where it is (an operator can look at it); it cannot be delivered.
                 logger.error("an outbox item is not an event this version can read; skipped", metadata: ["item": "\(key)"])
             }
             after = page.next
-        } while after != nil && entries.count < configuration.maxEventsPerPass
-        if after != nil {
-            // More than one pass takes: the rest in the next one.
-            state.withLock { _ = $0.notified.insert(shard) }
-            wakeup.signal()
-        }
-        guard !entries.isEmpty else { return }
+        } while after != nil && scanned < configuration.maxItemsScannedPerPass && entries.count < configuration.maxEventsPerPass
+        let more = setAside || after != nil
+        var progress = false
+        guard !entries.isEmpty else { return false }
 
         // (entry id, sink id) attempted and failed in this pass: not again before the next pass.
         var failedThisPass: Set<Attempt> = []
@@ -297,7 +333,7 @@ public final class EventDispatcher: Service, Sendable {
             if !firstRound {
                 guard try await outbox.acquireLease(shard: shard, owner: owner, duration: configuration.leaseDuration) else {
                     logger.warning("lost a shard's lease during a pass", metadata: ["shard": .string(shard)])
-                    return
+                    return false
                 }
             }
             let now = EventOutbox.epochMilliseconds(clock.now())
@@ -321,6 +357,7 @@ public final class EventDispatcher: Service, Sendable {
                     delivery.nextAttemptAt = nil
                     entries[index].delivery[sinkId] = delivery
                     changed.insert(index)
+                    progress = true
                     logGiveUp(entries[index], sinkId: sinkId, delivery: delivery)
                 }
             }
@@ -353,7 +390,7 @@ public final class EventDispatcher: Service, Sendable {
             state.withLock { state in
                 if let earliestRetry { state.retryDue[shard] = min(state.retryDue[shard] ?? earliestRetry, earliestRetry) }
             }
-            if batches.isEmpty && changed.isEmpty { return }
+            if batches.isEmpty && changed.isEmpty { return more && progress }
             firstRound = false
 
             // Deliver.
@@ -364,6 +401,7 @@ public final class EventDispatcher: Service, Sendable {
                 for (index, result) in zip(batch.indices, answers) {
                     apply(result, sink: batch.sink, to: &entries[index], now: answeredAt)
                     changed.insert(index)
+                    if entries[index].delivery[batch.sink.id]?.isSettled == true { progress = true }
                     if entries[index].delivery[batch.sink.id]?.isSettled != true {
                         failedThisPass.insert(Attempt(eventId: entries[index].eventId, sinkId: batch.sink.id))
                     }
@@ -377,8 +415,10 @@ public final class EventDispatcher: Service, Sendable {
             }
             let finished = Set(zip(changed.sorted(), written).compactMap { $0.1 == nil ? $0.0 : nil })
             entries = entries.indices.filter { !finished.contains($0) }.map { entries[$0] }
-            if entries.isEmpty { return }
+            progress = progress || !finished.isEmpty
+            if entries.isEmpty { return more && progress }
         }
+        return more && progress
     }
 
     /// An attempt of one event at one sink.

@@ -170,16 +170,23 @@ struct DispatcherTests {
         let runs = [Task { try await one.run() }, Task { try await two.run() }]
         defer { for run in runs { run.cancel() } }
 
-        let tenants = makeTenants(6)
+        let tenants = makeTenants(8)
         var recorded: [TenantEvent] = []
-        for round in 0..<10 {
+        try await withThrowingTaskGroup(of: [TenantEvent].self) { group in
             for tenant in tenants {
-                let event = try await fixture.record(tenant)
-                recorded.append(event)
-                // Both are told, so both race for the shard.
-                (round % 2 == 0 ? one : two).notify([event])
-                (round % 2 == 0 ? two : one).notify([event])
+                group.addTask {
+                    var events: [TenantEvent] = []
+                    for round in 0..<20 {
+                        let event = try await fixture.record(tenant)
+                        events.append(event)
+                        // Both are told, so both race for the shard.
+                        (round % 2 == 0 ? one : two).notify([event])
+                        (round % 2 == 0 ? two : one).notify([event])
+                    }
+                    return events
+                }
             }
+            for try await events in group { recorded += events }
         }
         let drained = try await eventually {
             try await outboxIsEmpty(one.outbox) && Set(sink.delivered.map(\.id)).count == recorded.count
@@ -209,6 +216,34 @@ struct DispatcherTests {
         #expect(try await outbox.acquireLease(shard: shard, owner: "a", duration: .seconds(30)), "released: free")
         // The lease item is not an event.
         #expect(try await outbox.pending(limit: 10, cursor: nil).entries.isEmpty)
+    }
+
+    @Test("one tenant's backlog behind a failing event holds up neither the other tenants of its shard nor the other sinks")
+    func backlogDoesNotBlockOthers() async throws {
+        let fixture = try EventStoreFixture()
+        defer { fixture.remove() }
+        let tenants = makeTenants(2)  // one shard
+        let (stuck, other) = (tenants[0], tenants[1])
+        let failing = ScriptedSink(id: "failing") { event, _ in event.tenantId == stuck ? .retry("HTTP 500") : .delivered }
+        let steady = ScriptedSink(id: "steady")
+        var configuration = Self.quick
+        configuration.maxEventsPerPass = 6
+        configuration.maxEventsPerTenantPerPass = 2
+        let dispatcher = EventDispatcher(store: fixture.store, sinks: [failing, steady], configuration: configuration, logger: Self.quiet)
+        var backlog: [TenantEvent] = []
+        for _ in 0..<10 { backlog.append(try await fixture.record(stuck)) }
+        var later: [TenantEvent] = []
+        for _ in 0..<3 { later.append(try await fixture.record(other)) }
+
+        await dispatcher.sweepAll()
+        // 10 + 3 events, 6 per pass and 2 per tenant and sink: the other tenant's first two
+        // (recorded after the whole backlog) are among them.
+        #expect(failing.delivered.map(\.id) == later.prefix(2).map(\.id), "the other tenant's events, recorded after the backlog, went out")
+        for _ in 0..<10 { await dispatcher.sweepAll() }
+        #expect(failing.delivered.map(\.id) == later.map(\.id))
+        #expect(steady.delivered.filter { $0.tenantId == stuck }.map(\.id) == backlog.map(\.id), "the other sink got the whole backlog")
+        #expect(Set(failing.attempted.filter { $0.tenantId == stuck }.map(\.id)) == [backlog[0].id], "only the head was tried")
+        #expect(orderViolations(steady.attempted) == [] && orderViolations(failing.attempted) == [])
     }
 
     @Test("a dispatcher stopped in the middle of a delivery leaves the events; a new one over the file delivers them all")
