@@ -45,18 +45,13 @@ extension OnboardApplication {
     /// to the API Gateway adapter (which reports anything but a proxy event as an error).
     public var lambdaHandler: LambdaHandler {
         let adapter = apiGatewayAdapter
-        let dispatcher = eventDispatcher
+        let dispatcher = dispatcher
         return { invocation, logger in
             if let scheduled = ScheduledEvent(payload: invocation.payload) {
                 return await Self.sweep(scheduled, dispatcher: dispatcher, logger: logger)
             }
             return try await adapter.handle(invocation, logger: logger)
         }
-    }
-
-    /// The event dispatcher among the background services (`nil`: none, nothing to sweep).
-    var eventDispatcher: EventDispatcher? {
-        backgroundServices.lazy.compactMap { $0 as? EventDispatcher }.first
     }
 
     private var apiGatewayAdapter: APIGatewayAdapter<Responder> {
@@ -72,16 +67,13 @@ extension OnboardApplication {
     /// Answers `{"sweep":"done","scheduledEvent":<id>,"durationMs":<n>}` (a scheduled invocation's
     /// answer goes nowhere but the function's metrics; it makes a manual `sam local invoke` or
     /// `aws lambda invoke` readable).
-    static func sweep(_ event: ScheduledEvent, dispatcher: EventDispatcher?, logger: Logger) async -> [UInt8] {
+    static func sweep(_ event: ScheduledEvent, dispatcher: EventDispatcher, logger: Logger) async -> [UInt8] {
         let started = ContinuousClock.now
-        await dispatcher?.sweepAll()
+        await dispatcher.sweepAll()
         let elapsed = ContinuousClock.now - started
         let milliseconds = elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000
-        logger.info(
-            "event sweep done",
-            metadata: ["scheduled_event": .string(event.id), "duration_ms": .stringConvertible(milliseconds), "dispatcher": .stringConvertible(dispatcher != nil)]
-        )
-        let result: [String: Any] = ["sweep": dispatcher == nil ? "no dispatcher" : "done", "scheduledEvent": event.id, "durationMs": milliseconds]
+        logger.info("event sweep done", metadata: ["scheduled_event": .string(event.id), "duration_ms": .stringConvertible(milliseconds)])
+        let result: [String: Any] = ["sweep": "done", "scheduledEvent": event.id, "durationMs": milliseconds]
         return Array((try? JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])) ?? Data(#"{"sweep":"done"}"#.utf8))
     }
 }

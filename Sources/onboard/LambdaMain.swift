@@ -5,7 +5,8 @@ import OnboardingHTTP
 
 /// `onboard` as a Lambda custom runtime (`provided.al2023`, handler `bootstrap`): chosen when
 /// `AWS_LAMBDA_RUNTIME_API` is set. The same application as `serve` (``buildApplication(_:runtime:overrides:)``),
-/// fed API Gateway events; its background services run between invocations.
+/// fed API Gateway events (and, in template.yaml's `EventSweepFunction`, EventBridge's scheduled
+/// event, which sweeps the event outbox); its background services run between invocations.
 ///
 /// Start-up makes no network call: the store is opened without checking the table, and the
 /// stored admin token's hash is read on the first request that presents a token.
@@ -34,7 +35,7 @@ enum LambdaMain {
             try? await client.shutdown()
             return 1
         }
-        logger.info("lambda runtime started", metadata: ["store": .string(app.storeSummary)])
+        logger.info("lambda runtime started", metadata: ["store": .string(app.storeSummary), "events": .string(app.eventSinksSummary)])
         do {
             try await loop.run()
         } catch {
