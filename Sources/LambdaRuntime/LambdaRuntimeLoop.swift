@@ -36,9 +36,10 @@ public struct LambdaRuntimeLoop: Sendable {
     ///   - timeoutResponse: what to post for an invocation whose handler ran out of time; `nil`
     ///     (or a `nil` answer) posts a `DeadlineExceeded` error.
     ///   - betweenInvocations: run after each invocation is answered and before the next is
-    ///     asked for, with a retry budget of its own that ends with the invocation's. Lambda
-    ///     freezes the sandbox while the runtime waits for the next invocation, so work left
-    ///     running in the background would stall: flush it here.
+    ///     asked for, with a retry budget of its own that ends with the invocation's, and
+    ///     cancelled ``answerMargin`` before the invocation's deadline. Lambda freezes the sandbox
+    ///     while the runtime waits for the next invocation, so work left running in the
+    ///     background would stall: flush it here.
     public init(
         client: any LambdaRuntimeClient, logger: Logger, timeoutResponse: LambdaTimeoutResponse? = nil,
         betweenInvocations: (@Sendable () async -> Void)? = nil, handler: @escaping LambdaHandler
@@ -64,7 +65,9 @@ public struct LambdaRuntimeLoop: Sendable {
             }
             if let betweenInvocations {
                 // Retries of its own (the request may have spent its own), ending with the invocation.
-                await RetryBudget.$current.withValue(RetryBudget(deadline: deadline - Self.budgetMargin)) { await betweenInvocations() }
+                await RetryBudget.$current.withValue(RetryBudget(deadline: deadline - Self.budgetMargin)) {
+                    await Self.cancelling(at: deadline - Self.answerMargin, betweenInvocations)
+                }
             }
         }
     }
@@ -157,6 +160,19 @@ public struct LambdaRuntimeLoop: Sendable {
             }
         } onCancel: {
             race.cancel()
+        }
+    }
+
+    /// Runs `body` and cancels it at `cutOff`, then waits for it to stop. The invocation lasts
+    /// until the runtime asks for the next event, so the step after the answer must end before
+    /// the deadline too (past it Lambda ends the sandbox and records a timeout), however long
+    /// what it waits for (a slow webhook) would take; its work is left for later.
+    static func cancelling(at cutOff: ContinuousClock.Instant, _ body: @escaping @Sendable () async -> Void) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await body() }
+            group.addTask { try? await Task.sleep(until: cutOff, clock: .continuous) }
+            await group.next()
+            group.cancelAll()
         }
     }
 

@@ -103,10 +103,13 @@ private final class RuntimeAPIStandIn: Sendable {
 
     let events: [[UInt8]]
     let observe: @Sendable () -> String
+    /// Each invocation's deadline, from when it is handed out.
+    let deadline: Duration
     let state = Mutex(State())
 
-    init(events: [[UInt8]], observe: @escaping @Sendable () -> String) {
+    init(events: [[UInt8]], deadline: Duration = .seconds(30), observe: @escaping @Sendable () -> String) {
         self.events = events
+        self.deadline = deadline
         self.observe = observe
     }
 
@@ -125,7 +128,7 @@ private final class RuntimeAPIStandIn: Sendable {
             }
             // The test asks for no more than it scripted (run(maxInvocations:)).
             guard index < self.events.count else { return Response(status: .internalServerError) }
-            let deadline = Int64((Date().timeIntervalSince1970 + 30) * 1000)
+            let deadline = Int64(Date().timeIntervalSince1970 * 1000) + self.deadline.components.seconds * 1000
             return Response(
                 status: .ok,
                 headers: [
@@ -223,6 +226,20 @@ private func pendingEventIds(_ store: any TenantStore) async throws -> [String] 
     try await EventOutbox(store: store).pending(limit: 100, cursor: nil).entries.map(\.eventId)
 }
 
+/// A sink that never answers: it waits until its call is cancelled, and says so.
+private final class HangingSink: EventSink {
+    let id = "hanging"
+    let maxBatch = 1
+    let state = Mutex("sink: not called")
+
+    func deliver(_ events: [OutboxEvent]) async -> [DeliveryResult] {
+        state.withLock { $0 = "sink: waiting" }
+        while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
+        state.withLock { $0 = "sink: cancelled" }
+        return events.map { _ in .retry("cancelled") }
+    }
+}
+
 @Suite("Lifecycle events on Lambda: after the answer, and by the scheduled sweep")
 struct LambdaEventsTests {
     @Test("an onboarding answered 201 is delivered to the webhook after the answer is posted and before the next event is asked for")
@@ -300,6 +317,41 @@ struct LambdaEventsTests {
                 #expect(deliveries[0].id == recorded[0])
                 #expect(try await pendingEventIds(store).isEmpty)
             }
+        }
+    }
+
+    // The time limit only ends a test that would otherwise hang (a step nothing cuts short).
+    @Test(
+        "the step after the answer is cut short before the invocation's deadline (a sink that never answers): the next event is asked for, the event stays in the outbox",
+        .timeLimit(.minutes(1))
+    )
+    func stepEndsBeforeTheDeadline() async throws {
+        try await withStoreFile { store in
+            let sink = HangingSink()
+            var pacing = EventDispatcher.Configuration()
+            // Neither the dispatcher's own call timeout nor the lease would end the call first.
+            pacing.deliveryTimeout = .seconds(3600)
+            pacing.leaseDuration = .seconds(7200)
+            let app = try await buildApplication(
+                try ServeConfiguration.resolve(flags: [:], environment: ["ONBOARD_ADMIN_TOKEN": adminToken]), runtime: .lambda,
+                overrides: AppOverrides(store: store, extraEventSinks: [sink], eventDispatcher: pacing)
+            )
+            // Deadlines of 8 s: the onboarding itself has time even on a busy machine.
+            let runtime = RuntimeAPIStandIn(events: [try eventFile("rest-v1"), try healthEvent()], deadline: .seconds(8), observe: {
+                sink.state.withLock { $0 }
+            })
+            try await runtime.serve { client in
+                try await app.lambdaLoop(client: client).run(maxInvocations: 2)
+            }
+            await app.close()
+
+            #expect(
+                runtime.timeline == [
+                    "next (sink: not called)", "response (sink: not called)",
+                    "next (sink: cancelled)", "response (sink: cancelled)",
+                ]
+            )
+            #expect(try await pendingEventIds(store).count == 1, "the event waits for the sweep")
         }
     }
 
