@@ -25,10 +25,12 @@ func unfinishedOffboarding(database: String, resources: Int = 250) async throws 
     return (id, stopped.itemsDeleted)
 }
 
-/// What is left in the tenant's partition and of its offboarding marker, read from the file.
+/// What is left in the tenant's partition (its events aside: offboarding keeps them, its audit
+/// record) and of its offboarding marker, read from the file.
 func partitionLeft(database: String, id: String) async throws -> (resourceKeys: [String], marked: Bool) {
     let store = try SQLiteTenantStore(path: database)
     let items = try await store.query(ItemQuery(tenantId: id, prefix: "", limit: 1000)).items.map(\.key.resourceKey)
+        .filter { !$0.hasPrefix(EventOutboxLayout.prefix) }
     let marked = try await Offboarding(store: store).pending().contains { $0.rawValue == id }
     return (items, marked)
 }
