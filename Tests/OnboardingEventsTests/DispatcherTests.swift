@@ -338,6 +338,26 @@ struct DispatcherTests {
         #expect(sink.delivered.map(\.id) == [told.id, untold.id])
     }
 
+    @Test("LogSink: one info line per event with its type, id and tenant; never the data (a phone number)")
+    func logSink() async throws {
+        let logs = InMemoryLogHandler()
+        let sink = LogSink(logger: Logger(label: "events", factory: { _ in logs }))
+        let tenant = makeTenants(1)[0]
+        let event = TenantEvent(
+            id: EventIDGenerator().next(), type: .tenantOnboarded, tenantId: tenant, time: "2026-12-02T08:00:00.000Z", source: "urn:test",
+            actor: "admin", requestID: nil, data: ["tenant": .map(["clientPhone": .string("+14155550123")])]
+        )
+        let outboxEvent = OutboxEvent(id: event.id, tenantId: tenant, type: event.type, time: event.time, envelopeJSON: event.envelopeJSON)
+        #expect(await sink.deliver([outboxEvent, outboxEvent]) == [.delivered, .delivered])
+        #expect(sink.id == "log")
+        #expect(logs.entries.count == 2)
+        let line = try #require(logs.entries.first)
+        #expect(line.level == .info)
+        #expect(line.metadata["type"] == "tenant.onboarded" && line.metadata["eventId"] == .string(event.id))
+        #expect(line.metadata["subject"] == .string(tenant.rawValue))
+        #expect(!"\(line.message) \(line.metadata)".contains("+14155550123"))
+    }
+
     @Test("the pending listing merges the shards oldest first, page by page; the failed one pages too")
     func listings() async throws {
         let fixture = try EventStoreFixture()
