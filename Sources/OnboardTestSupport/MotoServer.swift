@@ -32,6 +32,21 @@ public final class MotoServer: Sendable {
 
     private static let sharedServer = LazyServer()
 
+    /// One of a few servers shared by a test process, in turn: moto serves one request at a time,
+    /// so a suite that runs dozens of servers' traffic at once (the HTTP suite on DynamoDB, each
+    /// test's application also delivering its events) spreads it over several processes (and
+    /// cores) instead of queueing it all behind one lock.
+    public static func pooled() async throws -> MotoServer {
+        let index = poolTurn.withLock { turn in
+            defer { turn = (turn + 1) % pool.count }
+            return turn
+        }
+        return try await pool[index].get()
+    }
+
+    private static let pool = (0..<3).map { _ in LazyServer() }
+    private static let poolTurn = Mutex(0)
+
     /// Starts a server of its own, with extra environment variables (for example
     /// `INITIAL_NO_AUTH_ACTION_COUNT` to make it check signatures).
     public static func start(environment: [String: String] = [:]) async throws -> MotoServer {

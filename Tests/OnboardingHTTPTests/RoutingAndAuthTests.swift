@@ -28,7 +28,8 @@ struct RoutingAndAuthTests {
     ])
     func wrongMethod(method: HTTPRequest.Method, path: String, allow: String) async throws {
         try await TestServer.run { api, fixture in
-            let response = try await api.send(method, path, headers: [.contentType: "application/json"], body: "{}")
+            // A TRACE carries no content (RFC 9110 §9.3.8; async-http-client refuses to send one).
+            let response = try await api.send(method, path, headers: [.contentType: "application/json"], body: method == .trace ? nil : "{}")
             #expect(response.status == 405)
             #expect(response["code"] == "method-not-allowed")
             #expect(response.headers[.allow] == allow)

@@ -10,6 +10,7 @@ import OnboardTestSupport
 import OnboardingApp
 import OnboardingCore
 import OnboardingDynamoDB
+import OnboardingEvents
 import OnboardingHTTP
 import OnboardingSQLite
 import Synchronization
@@ -44,13 +45,25 @@ struct APIResponse: Sendable {
 /// A client for the server under test; every response it returns has been validated against
 /// openapi.yaml, so the whole suite doubles as the contract test.
 struct APIClient: Sendable {
-    let client: any TestClientProtocol
+    /// Sends one request (path and query, method, headers, body) and returns the answer's status,
+    /// headers and body.
+    typealias Transport = @Sendable (String, HTTPRequest.Method, HTTPFields, [UInt8]?) async throws -> (Int, HTTPFields, [UInt8])
+
+    let transport: Transport
     /// Every credential this client sent or received; the server's logs must contain none.
     let secrets: SecretLedger
 
-    init(client: any TestClientProtocol, secrets: SecretLedger = SecretLedger()) {
-        self.client = client
+    init(transport: @escaping Transport, secrets: SecretLedger = SecretLedger()) {
+        self.transport = transport
         self.secrets = secrets
+    }
+
+    /// Through a HummingbirdTesting client (`app.test(.live)`, `.router`).
+    init(client: any TestClientProtocol, secrets: SecretLedger = SecretLedger()) {
+        self.init(transport: { uri, method, headers, bytes in
+            let response = try await client.executeRequest(uri: uri, method: method, headers: headers, body: bytes.map { ByteBuffer(bytes: $0) })
+            return (Int(response.status.code), response.headers, Array(response.body.readableBytesView))
+        }, secrets: secrets)
     }
 
     @discardableResult
@@ -67,9 +80,8 @@ struct APIClient: Sendable {
         sourceLocation: SourceLocation = #_sourceLocation
     ) async throws -> APIResponse {
         recordSent(headers)
-        let response = try await client.executeRequest(uri: path, method: method, headers: headers, body: bytes.map { ByteBuffer(bytes: $0) })
-        let body = response.body.readableBytesView.map { $0 }
-        let result = APIResponse(status: Int(response.status.code), headers: response.headers, body: body)
+        let (status, responseHeaders, body) = try await transport(path, method, headers, bytes)
+        let result = APIResponse(status: status, headers: responseHeaders, body: body)
         checkReceived(method, path, result, sourceLocation: sourceLocation)
         return result
     }
@@ -180,7 +192,7 @@ enum TestStore {
     /// A fresh store, how to count its items, and its SQLite path if any.
     static func make(in directory: TemporaryDirectory) async throws -> (any TenantStore, String?, @Sendable () async throws -> Int) {
         if isDynamoDB {
-            let moto = try await MotoServer.shared()
+            let moto = try await MotoServer.pooled()
             let table = "api-\(UUID().uuidString.prefix(8).lowercased())"
             let dynamoDB = moto.dynamoDB()
             try await DynamoDBTable.create(dynamoDB, name: table)
@@ -244,15 +256,16 @@ enum TestServer {
         let app = try await buildApplication(configuration, overrides: AppOverrides(
             store: store, wrapStore: wrapStore, logger: logger, jwtVerifier: jwt,
             // API keys' lastUsedAt, written as `serve` writes it (a short interval, for the tests' sake).
-            keyUsage: .init(flushInterval: .milliseconds(50))
+            keyUsage: .init(flushInterval: .milliseconds(50)),
+            eventDispatcher: Self.dispatcherConfiguration
         ))
         let secrets = SecretLedger()
         secrets.record(adminToken)
-        let value = try await app.test(.live) { client in
+        let value = try await PatientLiveServer.run(app) { transport, port in
             try await body(
-                APIClient(client: client, secrets: secrets),
+                APIClient(transport: transport, secrets: secrets),
                 TestFixture(
-                    store: store, sqlitePath: sqlitePath, logs: handler, port: client.port ?? 0, jwtVerifier: jwt, application: app,
+                    store: store, sqlitePath: sqlitePath, logs: handler, port: port, jwtVerifier: jwt, application: app,
                     countItems: countItems
                 )
             )
@@ -264,6 +277,18 @@ enum TestServer {
         let leaked = secrets.all.filter { $0.count >= 16 && logText.contains($0) }.count
         #expect(leaked == 0, "credentials appear in the server's logs")
         return value
+    }
+}
+
+extension TestServer {
+    /// The dispatcher as `serve` runs it, but on moto without the periodic sweep of the 16 outbox
+    /// shards: recorded events still wake it, while dozens of test servers sweeping every 5 s
+    /// would queue every request behind moto's one lock (CI saw read timeouts).
+    static var dispatcherConfiguration: EventDispatcher.Configuration? {
+        guard TestStore.isDynamoDB else { return nil }
+        var configuration = EventDispatcher.Configuration()
+        configuration.sweepInterval = .seconds(3600)
+        return configuration
     }
 }
 
