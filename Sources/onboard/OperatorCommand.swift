@@ -67,8 +67,10 @@ extension StoreOptions {
 
 /// Records the events of the operator commands' changes, in each change's transaction like the
 /// server does (a running server's dispatcher delivers them from the outbox); their `source` is
-/// the default, `urn:onboard:<host>`.
-let operatorEvents = EventRecorder()
+/// `ONBOARD_EVENT_SOURCE` when set (as `serve` reads it), else `urn:onboard:<host>`.
+let operatorEvents = EventRecorder(
+    source: ProcessInfo.processInfo.environment["ONBOARD_EVENT_SOURCE"].flatMap { $0.isEmpty ? nil : $0 } ?? EventRecorder.defaultSource
+)
 
 /// Turns the errors of the services into a message on standard error and an exit code.
 enum OperatorFailure {
