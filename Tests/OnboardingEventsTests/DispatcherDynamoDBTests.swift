@@ -67,4 +67,18 @@ struct DispatcherDynamoDBTests {
         try await outbox.releaseLease(shard: shard, owner: "b")
         #expect(try await outbox.acquireLease(shard: shard, owner: "a", duration: .seconds(30)))
     }
+
+    @Test("recordProgress and finish with a stale revision are refused and change nothing, also after a redelivery (DynamoDB)")
+    func staleWritesRefused() async throws {
+        let moto = try await MotoServer.shared()
+        let table = "events-\(UUID().uuidString.prefix(8).lowercased())"
+        try await DynamoDBTable.create(moto.dynamoDB(), name: table)
+        let store = DynamoDBTenantStore(dynamoDB: moto.dynamoDB(), table: table)
+        let recorder = EventRecorder(source: "urn:onboard:test")
+        try await checkStaleWritesAreRefused(store: store) { tenant in
+            let event = recorder.event(.tenantUpdated, tenantId: tenant, data: [:])
+            try await store.transact(recorder.writes(for: event))
+            return event.id
+        }
+    }
 }

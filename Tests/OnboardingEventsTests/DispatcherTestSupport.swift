@@ -3,6 +3,7 @@ import OnboardingCore
 import OnboardingEvents
 import OnboardingSQLite
 import Synchronization
+import Testing
 
 /// A wall clock the test moves by hand (failAfter, backoffs and leases follow it).
 final class SteppingClock: WallClock, Sendable {
@@ -157,4 +158,48 @@ func eventually(timeout: Duration = .seconds(60), _ condition: () async throws -
         try? await Task.sleep(for: .milliseconds(20))
     }
     return try await condition()
+}
+
+/// Writes with a stale revision must be refused and change nothing, also after the event was
+/// given up on and redelivered (a redelivery never reuses a revision). Shared by the SQLite and
+/// DynamoDB suites. `record` records one event of the tenant and returns its id.
+func checkStaleWritesAreRefused(store: any TenantStore, record: (TenantID) async throws -> String) async throws {
+    let tenant = makeTenants(1)[0]
+    let eventId = try await record(tenant)
+    let outbox = EventOutbox(store: store)
+    let shard = EventOutboxLayout.shard(of: tenant)
+    func current() async throws -> OutboxEntry? { try await outbox.pendingPage(shard: shard).entries.first { $0.eventId == eventId } }
+    func delivered(_ entry: OutboxEntry) -> OutboxEntry {
+        var entry = entry
+        entry.delivery["a"] = SinkDelivery(state: .delivered)
+        return entry
+    }
+
+    let read = try #require(try await current())
+    #expect(read.revision == 0)
+    var retried = read
+    retried.delivery["a"] = SinkDelivery(attempts: 1, nextAttemptAt: 5, firstFailedAt: 1, lastError: "HTTP 500")
+    let written = try await outbox.recordProgress(retried)
+    // The copy read before that write is stale: refused, nothing changes.
+    await #expect(throws: StoreError.self) { try await outbox.recordProgress(delivered(read)) }
+    await #expect(throws: StoreError.self) { try await outbox.finish(delivered(read), failed: false) }
+    #expect(try await current() == written)
+
+    // Given up on, then redelivered: every copy from before is still stale.
+    var gaveUp = written
+    gaveUp.delivery["a"] = SinkDelivery(state: .failed, attempts: 2, firstFailedAt: 1, lastError: "HTTP 500")
+    try await outbox.finish(gaveUp, failed: true)
+    let back = try await outbox.redeliver(eventId: eventId)
+    #expect(back.delivery.isEmpty)
+    #expect(try await current() == back)
+    for stale in [read, written] {
+        await #expect(throws: StoreError.self, "revision \(stale.revision)") { try await outbox.recordProgress(delivered(stale)) }
+        await #expect(throws: StoreError.self, "revision \(stale.revision)") { try await outbox.finish(delivered(stale), failed: false) }
+        await #expect(throws: StoreError.self, "revision \(stale.revision)") { try await outbox.finish(delivered(stale), failed: true) }
+    }
+    #expect(try await current() == back, "the redelivery stands")
+    #expect(try await outbox.failed(limit: 10, cursor: nil).entries.isEmpty)
+    // The redelivered copy itself writes.
+    try await outbox.finish(delivered(back), failed: false)
+    #expect(try await current() == nil)
 }

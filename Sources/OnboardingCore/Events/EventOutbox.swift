@@ -234,7 +234,9 @@ public struct EventOutbox: Sendable {
     }
 
     /// Removes an event every sink is done with, in one transaction with the `_outbox-failed`
-    /// item when some sink gave up on it (`failed: true`).
+    /// item when some sink gave up on it (`failed: true`). The failed item carries the revision
+    /// this write makes, so that a redelivery puts the event back with a higher one (a stale
+    /// writer's revision never matches again).
     /// - Throws: `StoreError` (`.transactionCanceled` / `.conditionFailed`) when the item is gone
     ///   or was written since it was read.
     public func finish(_ entry: OutboxEntry, failed: Bool) async throws {
@@ -245,7 +247,7 @@ public struct EventOutbox: Sendable {
         }
         let failedItem = Item(
             key: ItemKey(tenantId: EventOutboxLayout.failedPartition, resourceKey: entry.key.resourceKey),
-            attributes: entry.attributes(revision: nil)
+            attributes: entry.attributes(revision: entry.revision + 1)
         )
         try await store.transact([.delete(entry.key, condition: condition), .put(failedItem, condition: nil)])
     }
@@ -336,7 +338,9 @@ public struct EventOutbox: Sendable {
     }
 
     /// Queues a failed event again: one transaction deletes its `_outbox-failed` item and puts
-    /// it back in the outbox with the failed sinks' state cleared (delivered ones stay delivered).
+    /// it back in the outbox with the failed sinks' state cleared (delivered ones stay delivered),
+    /// one revision past the failed item's, never a revision it had before: a dispatcher still
+    /// holding a copy read before the give-up cannot write over the redelivery.
     /// - Returns: the entry as put back.
     /// - Throws: `.eventNotFound` when no failed event has this id; store errors.
     @discardableResult
@@ -348,11 +352,13 @@ public struct EventOutbox: Sendable {
         var entry = try OutboxEntry(item: item)
         entry.delivery = entry.delivery.filter { $0.value.state == .delivered }
         entry.key = ItemKey(tenantId: EventOutboxLayout.shard(of: entry.tenantId), resourceKey: failedKey.resourceKey)
-        entry.revision = 0
+        // A failed item written before it carried a revision reads as 0: put back as 1, which no
+        // revision-0 condition (`deliveryRevision` absent) matches.
+        entry.revision += 1
         do {
             try await store.transact([
                 .delete(failedKey, condition: .attributeEquals(EventOutboxLayout.Attribute.envelope, .string(entry.envelopeJSON))),
-                .put(Item(key: entry.key, attributes: entry.attributes(revision: nil)), condition: .itemNotExists),
+                .put(Item(key: entry.key, attributes: entry.attributes(revision: entry.revision)), condition: .itemNotExists),
             ])
         } catch let error as StoreError where error.code == .transactionCanceled {
             // Redelivered by someone else meanwhile (or, impossibly, still pending).
