@@ -293,6 +293,12 @@ public final class EventDispatcher: Service, Sendable {
         var entries: [OutboxEntry] = []
         // Per tenant and sink: events kept that the sink does not have yet.
         var window: [String: [String: Int]] = [:]
+        // Per tenant: the sinks one of its events was set aside for in this scan. Its later
+        // events are not that sink's in this pass either: they would reach it before the one
+        // set aside (a sink far behind another must not skip ahead when it recovers mid-pass).
+        var blocked: [String: Set<String>] = [:]
+        // Per event id: the sinks it is not kept for (it is kept because another sink needs it).
+        var notFor: [String: Set<String>] = [:]
         let sinkIds = sinks.map(\.id)
         var scanned = 0
         var setAside = false
@@ -304,12 +310,19 @@ public final class EventDispatcher: Service, Sendable {
                 // Per sink, a tenant's oldest events only: its later ones cannot go before them.
                 let tenant = entry.tenantId.rawValue
                 let open = sinkIds.filter { entry.delivery[$0]?.isSettled != true }
-                let wanted = open.isEmpty || open.contains { window[tenant]?[$0, default: 0] ?? 0 < configuration.maxEventsPerTenantPerPass }
-                guard entries.count < configuration.maxEventsPerPass, wanted else {
-                    setAside = true
-                    continue
+                let keptFor = open.filter { sinkId in
+                    blocked[tenant]?.contains(sinkId) != true
+                        && window[tenant]?[sinkId, default: 0] ?? 0 < configuration.maxEventsPerTenantPerPass
                 }
-                for sinkId in open { window[tenant, default: [:]][sinkId, default: 0] += 1 }
+                let kept = entries.count < configuration.maxEventsPerPass && (open.isEmpty || !keptFor.isEmpty)
+                let setAsideFor = kept ? open.filter { !keptFor.contains($0) } : open
+                if !setAsideFor.isEmpty {
+                    blocked[tenant, default: []].formUnion(setAsideFor)
+                    setAside = true
+                }
+                guard kept else { continue }
+                if !setAsideFor.isEmpty { notFor[entry.eventId] = Set(setAsideFor) }
+                for sinkId in keptFor { window[tenant, default: [:]][sinkId, default: 0] += 1 }
                 entries.append(entry)
             }
             let unreported = state.withLock { state in page.corrupt.filter { state.corruptReported.insert($0).inserted } }
@@ -372,6 +385,8 @@ public final class EventDispatcher: Service, Sendable {
                     let entry = entries[index]
                     let delivery = entry.delivery[sink.id]
                     guard delivery?.isSettled != true, heads.insert(entry.tenantId.rawValue).inserted else { continue }
+                    // Kept for another sink; for this one an earlier event of the tenant was set aside.
+                    if notFor[entry.eventId]?.contains(sink.id) == true { continue }
                     if failedThisPass.contains(Attempt(eventId: entry.eventId, sinkId: sink.id)) {
                         if let next = delivery?.nextAttemptAt { earliestRetry = min(earliestRetry ?? next, next) }
                         continue

@@ -9,6 +9,37 @@ import Testing
 struct DispatcherPassTests {
     static let quiet = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
 
+    @Test("a sink far behind another for a tenant, once it recovers, still gets that tenant's events in order")
+    func slowSinkCatchesUpInOrder() async throws {
+        let clock = SteppingClock()
+        let fixture = try EventStoreFixture(clock: clock)
+        defer { fixture.remove() }
+        let tenant = makeTenants(1)[0]
+        var recorded: [String] = []
+        for _ in 0..<10 { recorded.append(try await fixture.record(tenant).id) }
+        let slow = ScriptedSink(id: "slow") { _, _ in .retry("HTTP 503") }
+        let fast = ScriptedSink(id: "fast")
+        var configuration = EventDispatcher.Configuration(backoffBase: .seconds(1), backoffCap: .seconds(2))
+        configuration.maxEventsPerTenantPerPass = 3
+        let dispatcher = EventDispatcher(store: fixture.store, sinks: [slow, fast], clock: clock, configuration: configuration, logger: Self.quiet)
+        // Two passes while "slow" fails: "fast" gets 6 events ahead (3 per pass).
+        await dispatcher.sweepAll()
+        await dispatcher.sweepAll()
+        #expect(fast.delivered.map(\.id) == Array(recorded.prefix(6)))
+        #expect(slow.delivered.isEmpty)
+        // "slow" recovers: it must get E1…E10 in order (E4–E6 are not read for it in the pass
+        // that reads E7–E9 for "fast").
+        slow.answer { _, _ in .delivered }
+        for _ in 0..<10 {
+            clock.advance(seconds: 10)
+            await dispatcher.sweepAll()
+        }
+        #expect(orderViolations(slow.attempted) == [])
+        #expect(slow.delivered.map(\.id) == recorded)
+        #expect(fast.delivered.map(\.id) == recorded)
+        #expect(try await dispatcher.outbox.pending(limit: 100, cursor: nil).entries.isEmpty)
+    }
+
     @Test("recordProgress and finish with a stale revision are refused and change nothing, also after a redelivery (SQLite)")
     func staleWritesRefused() async throws {
         let fixture = try EventStoreFixture()
