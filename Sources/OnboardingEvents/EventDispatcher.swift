@@ -16,10 +16,10 @@ import Synchronization
 /// 2. reads the shard's pending events in id order (at most ``Configuration/maxEventsPerPass``,
 ///    and of each tenant its oldest ``Configuration/maxEventsPerTenantPerPass``, so that one
 ///    tenant's backlog behind a failing event does not hide the other tenants' events);
-/// 3. in rounds: for each sink, each tenant's oldest event that sink does not have yet is its
-///    only eligible one (head of line), and only once its retry is due; the eligible events go
-///    out in batches of at most the sink's `maxBatch`, never two of one tenant in a batch, all
-///    sinks and batches concurrently; the results are written on the items (or an item every
+/// 3. in rounds, each after renewing the lease: for each sink, each tenant's oldest event that
+///    sink does not have yet is its only eligible one (head of line), and only once its retry is
+///    due; the eligible events go out in batches of at most the sink's `maxBatch`, never two of
+///    one tenant in a batch, all sinks and batches concurrently; the results are written on the items (or an item every
 ///    sink is done with is deleted) before the next round, so a tenant's next event is handed to
 ///    a sink only after its previous one was delivered there and that was recorded;
 /// 4. gives the lease back.
@@ -340,14 +340,13 @@ public final class EventDispatcher: Service, Sendable {
         var failedThisPass: Set<Attempt> = []
         var firstRound = true
         while !limit.isReached {
-            // Renewed before every round but the first (the lease was just taken): a round's
-            // calls end within the delivery timeout, well before the lease could pass to
-            // another dispatcher, which then could send a tenant's next event first.
-            if !firstRound {
-                guard try await outbox.acquireLease(shard: shard, owner: owner, duration: configuration.leaseDuration) else {
-                    logger.warning("lost a shard's lease during a pass", metadata: ["shard": .string(shard)])
-                    return false
-                }
+            // Renewed before every round, the first too (reading the shard may have taken longer
+            // than the lease): a round's calls end within the delivery timeout, well before the
+            // lease could pass to another dispatcher, which then could send a tenant's next event
+            // first. Lost: another dispatcher has the shard; nothing more is sent from this pass.
+            guard try await outbox.acquireLease(shard: shard, owner: owner, duration: configuration.leaseDuration) else {
+                logger.warning("lost a shard's lease during a pass", metadata: ["shard": .string(shard)])
+                return false
             }
             let now = EventOutbox.epochMilliseconds(clock.now())
             var changed = Set<Int>()

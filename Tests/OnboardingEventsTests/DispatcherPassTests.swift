@@ -40,6 +40,30 @@ struct DispatcherPassTests {
         #expect(try await dispatcher.outbox.pending(limit: 100, cursor: nil).entries.isEmpty)
     }
 
+    @Test("the lease is renewed after the scan, before the first round: nothing is sent under a lease that ran out while reading")
+    func leaseRenewedBeforeFirstRound() async throws {
+        let clock = SteppingClock()
+        let fixture = try EventStoreFixture(clock: clock)
+        defer { fixture.remove() }
+        let tenant = makeTenants(1)[0]
+        let shard = EventOutboxLayout.shard(of: tenant)
+        try await fixture.record(tenant)
+        let outbox = EventOutbox(store: fixture.store, clock: clock)
+        let tookOver = Mutex(false)
+        let store = HookedStore(fixture.store) { query in
+            // The scan (the peek reads one item): it outlasts the lease, another dispatcher takes the shard.
+            guard query.tenantId == shard, query.limit > 1 else { return }
+            clock.advance(seconds: 31)
+            if try await outbox.acquireLease(shard: shard, owner: "other", duration: .seconds(30)) { tookOver.withLock { $0 = true } }
+        }
+        let sink = ScriptedSink(id: "a")
+        let dispatcher = EventDispatcher(store: store, sinks: [sink], clock: clock, logger: Self.quiet)
+        await dispatcher.sweepAll()
+        #expect(tookOver.withLock { $0 })
+        #expect(sink.attempted.isEmpty, "nothing is handed to a sink while another dispatcher holds the shard")
+        #expect(try await outbox.pending(limit: 10, cursor: nil).entries.count == 1)
+    }
+
     @Test("recordProgress and finish with a stale revision are refused and change nothing, also after a redelivery (SQLite)")
     func staleWritesRefused() async throws {
         let fixture = try EventStoreFixture()

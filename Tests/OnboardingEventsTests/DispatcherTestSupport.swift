@@ -160,6 +160,32 @@ func eventually(timeout: Duration = .seconds(60), _ condition: () async throws -
     return try await condition()
 }
 
+/// A store that runs `beforeQuery` before each query it forwards (a fault injected between the
+/// reads of a pass, such as a scan that outlasts the lease).
+final class HookedStore: TenantStore, Sendable {
+    let base: any TenantStore
+    let beforeQuery: @Sendable (ItemQuery) async throws -> Void
+
+    init(_ base: any TenantStore, beforeQuery: @escaping @Sendable (ItemQuery) async throws -> Void) {
+        self.base = base
+        self.beforeQuery = beforeQuery
+    }
+
+    func get(_ key: ItemKey) async throws -> Item? { try await base.get(key) }
+    func put(_ item: Item, condition: WriteCondition?) async throws { try await base.put(item, condition: condition) }
+    func delete(_ key: ItemKey, condition: WriteCondition?) async throws { try await base.delete(key, condition: condition) }
+    func update(_ key: ItemKey, set: [String: AttributeValue], condition: WriteCondition?) async throws {
+        try await base.update(key, set: set, condition: condition)
+    }
+    func transact(_ writes: [TransactionWrite]) async throws { try await base.transact(writes) }
+    func query(_ query: ItemQuery) async throws -> ItemPage {
+        try await beforeQuery(query)
+        return try await base.query(query)
+    }
+    func queryListIndex(_ query: ListIndexQuery) async throws -> [Item] { try await base.queryListIndex(query) }
+    func checkHealth() async throws { try await base.checkHealth() }
+}
+
 /// Writes with a stale revision must be refused and change nothing, also after the event was
 /// given up on and redelivered (a redelivery never reuses a revision). Shared by the SQLite and
 /// DynamoDB suites. `record` records one event of the tenant and returns its id.
