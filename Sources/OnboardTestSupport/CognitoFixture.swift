@@ -40,7 +40,7 @@ public struct CognitoFixture: Sendable {
     /// - Throws: ``UnavailableInThisEnvironment`` when moto is not installed.
     public static func make(moto: MotoServer? = nil) async throws -> CognitoFixture {
         let server: MotoServer
-        if let moto { server = moto } else { server = try await MotoServer.shared() }
+        if let moto { server = moto } else { server = try await MotoServer.pooled() }
         let client = TestAWSClients.client()
         let name = "onboard-\(UUID().uuidString.prefix(8).lowercased())"
         let pool = try await call(server, "CreateUserPool", [

@@ -10,7 +10,7 @@ import Testing
 struct EventBridgeSinkTests {
     /// A bus of its own, a rule matching the test's source, an SQS queue as the rule's target.
     static func busWithQueue(source: String) async throws -> (events: EventBridge, bus: String, queue: SQSTestQueue) {
-        let moto = try await MotoServer.shared()
+        let moto = try await MotoServer.pooled()
         let events = EventBridge(client: TestAWSClients.client(), endpoint: moto.endpoint)
         let bus = "bus-\(UUID().uuidString.prefix(8).lowercased())"
         func call(_ operation: String, _ input: [String: Any]) async throws {
@@ -54,7 +54,7 @@ struct EventBridgeSinkTests {
 
     @Test("a bus that does not exist fails the whole call: every event is retried, with the error code", .requires(.moto))
     func missingBus() async throws {
-        let moto = try await MotoServer.shared()
+        let moto = try await MotoServer.pooled()
         let sink = EventBridgeSink(
             events: EventBridge(client: TestAWSClients.client(), endpoint: moto.endpoint), busName: "no-such-bus", callBudget: .seconds(120)
         )

@@ -11,7 +11,7 @@ struct SNSSinkTests {
     /// A topic of a name of its own with a queue subscribed (raw delivery off: the queue gets
     /// SNS's notification JSON, message attributes included).
     static func topicWithQueue(fifo: Bool = false) async throws -> (sns: SNS, topicArn: String, queue: SQSTestQueue) {
-        let moto = try await MotoServer.shared()
+        let moto = try await MotoServer.pooled()
         let sns = SNS(client: TestAWSClients.client(), endpoint: moto.endpoint)
         let name = "events-\(UUID().uuidString.prefix(8).lowercased())" + (fifo ? ".fifo" : "")
         let topicArn = try await sns.createTopic(name: name, attributes: fifo ? ["FifoTopic": "true"] : [:])
@@ -81,7 +81,7 @@ struct SNSSinkTests {
 
     @Test("a topic that does not exist: every event is retried, the reason naming SNS's error code from its XML answer")
     func missingTopic() async throws {
-        let moto = try await MotoServer.shared()
+        let moto = try await MotoServer.pooled()
         let sns = SNS(client: TestAWSClients.client(), endpoint: moto.endpoint)
         let sink = SNSSink(sns: sns, topicArn: "arn:aws:sns:us-east-1:123456789012:no-such-topic", callBudget: .seconds(120))
         let results = await sink.deliver([SinkTestEvents.make(), SinkTestEvents.make()])
