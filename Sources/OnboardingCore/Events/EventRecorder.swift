@@ -6,7 +6,9 @@ import Synchronization
 ///
 /// Within one process ids are strictly increasing even within a millisecond (the random part
 /// of the previous id plus one), so two events of one change (or two changes in one
-/// millisecond) keep their order. Across processes, order is the clocks' order.
+/// millisecond) keep their order. Across processes, a tenant's ids follow commit order through
+/// ``next(after:)`` and the profile's `lastEventId` condition (a lagging clock cannot go
+/// backwards; an event's `time` is still its own clock's).
 public final class EventIDGenerator: Sendable {
     private let clock: any WallClock
     private let last: Mutex<(milliseconds: UInt64, random: (UInt16, UInt64))>
@@ -33,6 +35,39 @@ public final class EventIDGenerator: Sendable {
             return (last.milliseconds, last.random)
         }
         return Self.encode(milliseconds: milliseconds, high: random.0, low: random.1)
+    }
+
+    /// A new id greater than `previous` (a tenant's latest event id, read from its profile)
+    /// and than every id this generator made before: a fresh id, or the successor of
+    /// `previous` when this process's clock is behind the one that made it. So a tenant's ids
+    /// increase in commit order whatever the processes' clocks say.
+    public func next(after previous: String?) -> String {
+        guard let previous, let decoded = Self.decode(previous) else { return next() }
+        let fresh = next()
+        guard let current = Self.decode(fresh), current <= decoded else { return fresh }
+        // The clock is behind `previous`: its successor (the time part unchanged, unless the
+        // 80 random bits overflow), remembered so that later ids stay above it.
+        let successor = decoded &+ 1
+        let milliseconds = UInt64(truncatingIfNeeded: successor >> 80)
+        let high = UInt16(truncatingIfNeeded: successor >> 64)
+        let low = UInt64(truncatingIfNeeded: successor)
+        last.withLock { last in
+            if (milliseconds, high, low) > (last.milliseconds, last.random.0, last.random.1) { last = (milliseconds, (high, low)) }
+        }
+        return Self.encode(milliseconds: milliseconds, high: high, low: low)
+    }
+
+    /// The 128 bits of a ULID (48 of time, 80 of randomness); `nil` for other text.
+    static func decode(_ id: String) -> UInt128? {
+        let bytes = Array(id.utf8)
+        guard bytes.count == 26 else { return nil }
+        var value: UInt128 = 0
+        for (index, byte) in bytes.enumerated() {
+            // 130 bits are encoded: the first character holds 3 (0-7), as in every ULID.
+            guard let digit = alphabet.firstIndex(of: byte), index > 0 || digit < 8 else { return nil }
+            value = value << 5 | UInt128(digit)
+        }
+        return value
     }
 
     private static let alphabet = Array("0123456789ABCDEFGHJKMNPQRSTVWXYZ".utf8)
@@ -124,10 +159,14 @@ public struct EventRecorder: Sendable {
     public static var defaultSource: String { "urn:onboard:" + ProcessInfo.processInfo.hostName }
 
     /// A new event of `type` for the tenant, made now by ``ChangeContext/current``.
-    public func event(_ type: TenantEventType, tenantId: TenantID, data: [String: AttributeValue]) -> TenantEvent {
+    /// - Parameter previous: the tenant's latest event id as its profile has it
+    ///   (``Tenant/Attribute/lastEventId``): the new id is greater (see
+    ///   ``EventIDGenerator/next(after:)``). Make the event after reading the profile, and
+    ///   write it on ``Tenant/lastEventIdUnchanged(_:)``, setting the new id.
+    public func event(_ type: TenantEventType, tenantId: TenantID, data: [String: AttributeValue], after previous: String? = nil) -> TenantEvent {
         let context = ChangeContext.current
         return TenantEvent(
-            id: ids.next(), type: type, tenantId: tenantId, time: Timestamp.format(clock.now()), source: source, actor: context.actor,
+            id: ids.next(after: previous), type: type, tenantId: tenantId, time: Timestamp.format(clock.now()), source: source, actor: context.actor,
             requestID: context.requestID, data: data
         )
     }

@@ -1,4 +1,5 @@
 import Foundation
+import RequestBudget
 
 /// A tenant's API key as the service keeps it: never the secret, only what identifies it.
 public struct ApiKey: Sendable, Hashable {
@@ -89,8 +90,11 @@ public struct ApiKeys: Sendable {
     }
 
     /// The event of a key issued or revoked.
-    private func event(_ type: TenantEventType, _ key: ApiKey) -> TenantEvent {
-        events.event(type, tenantId: key.tenantId, data: ["tenantId": .string(key.tenantId.rawValue), "apiKey": .map(Self.eventData(key))])
+    private func event(_ type: TenantEventType, _ key: ApiKey, after lastEventId: String?) -> TenantEvent {
+        events.event(
+            type, tenantId: key.tenantId, data: ["tenantId": .string(key.tenantId.rawValue), "apiKey": .map(Self.eventData(key))],
+            after: lastEventId
+        )
     }
 
     /// A new key for a tenant and the two writes that store it (for the caller's transaction).
@@ -128,32 +132,75 @@ public struct ApiKeys: Sendable {
     public func issue(
         for tenantId: TenantID, alsoWrite: (IssuedApiKey) throws -> TransactionWrite? = { _ in nil }
     ) async throws -> IssuedApiKey {
-        let countChange = TransactionWrite.update(
-            Tenant.key(tenantId), set: [:], add: [Tenant.Attribute.apiKeyCount: 1], condition: Self.issueCondition
-        )
-        // One attempt, one after counting an old tenant's keys, and room for a revoke that freed
-        // a place meanwhile or a (64-bit random) key id that was taken.
-        for _ in 0..<4 {
-            let (issued, keyWrites) = newKey(for: tenantId, at: Timestamp.format(clock.now()))
-            let extra = try alsoWrite(issued).map { [$0] } ?? []
-            let event = event(.apiKeyCreated, issued.key)
-            // The extra write stays last: its refusal is told by the last cancellation reason.
-            let writes = [countChange] + keyWrites + events.writes(for: event) + extra
-            do {
-                try await store.transact(writes)
-                events.recorded(event)
-                return issued
-            } catch let error as StoreError where error.code == .transactionCanceled {
-                let reasons = error.cancellationReasons
-                guard reasons.first == .conditionFailed else {
-                    // The key id was taken: another id. The extra write's own condition: its caller's.
-                    if reasons.count == writes.count, !extra.isEmpty, reasons.last == .conditionFailed { throw error }
-                    continue
+        try await RetryBudget.withCurrent { budget in
+            var attempt = 0
+            var idsTaken = 0
+            while true {
+                attempt += 1
+                // The profile first: the event's id must follow the tenant's latest one.
+                guard let profile = try await store.get(Tenant.key(tenantId)) else { throw OnboardingError.tenantNotFound(tenantId.rawValue) }
+                guard try await mayIssue(Tenant(item: profile), tenantId) else { continue }
+                let lastEventId = Tenant.lastEventId(of: profile)
+                let (issued, keyWrites) = newKey(for: tenantId, at: Timestamp.format(clock.now()))
+                let extra = try alsoWrite(issued).map { [$0] } ?? []
+                let event = event(.apiKeyCreated, issued.key, after: lastEventId)
+                let countChange = TransactionWrite.update(
+                    Tenant.key(tenantId), set: [Tenant.Attribute.lastEventId: .string(event.id)], add: [Tenant.Attribute.apiKeyCount: 1],
+                    condition: .and(Self.issueCondition, Tenant.lastEventIdUnchanged(lastEventId))
+                )
+                // The extra write stays last: its refusal is told by the last cancellation reason.
+                let writes = [countChange] + keyWrites + events.writes(for: event) + extra
+                do {
+                    try await store.transact(writes)
+                    events.recorded(event)
+                    return issued
+                } catch let error as StoreError where error.code == .transactionCanceled {
+                    let reasons = error.cancellationReasons
+                    guard reasons.first == .conditionFailed else {
+                        // The key id was taken: another id. The extra write's own condition: its caller's.
+                        if reasons.count == writes.count, !extra.isEmpty, reasons.last == .conditionFailed { throw error }
+                        idsTaken += 1
+                        if idsTaken > 2 { throw error }
+                        continue
+                    }
+                    // Another change of the tenant came first (the next read tells which).
                 }
-                try await explainRefusal(of: tenantId)
+                try await Self.pauseAfterLostRace(
+                    budget, attempt: attempt, conflict: "the key could not be issued while other requests kept changing the tenant; retry"
+                )
             }
         }
-        throw OnboardingError(.conflict, "the key could not be issued while other requests kept changing the tenant's keys; retry")
+    }
+
+    /// The pause after a key's transaction lost the race for the tenant's latest event id, or
+    /// `409 conflict` when the request's deadline is too close. Unlike other lost races it
+    /// takes no retry of the request's budget: each loss is another change of the tenant
+    /// committed (progress), and many keys asked for at once (up to the limit) must all be
+    /// served one after another rather than fail after a few losses.
+    private static func pauseAfterLostRace(_ budget: RetryBudget, attempt: Int, conflict detail: @autoclosure () -> String) async throws {
+        // Up to 1 s rather than 200 ms: a hundred requests for keys of one tenant at once would
+        // otherwise keep the store busy with transactions that can only lose.
+        let (base, cap) = (RetryBudget.lostRaceBackoff.base, Duration.seconds(1))
+        let ceiling = min(cap, base * (1 << min(max(attempt, 0), 20)))
+        let delay = Duration.nanoseconds(Int64.random(in: 0...(ceiling.components.seconds * 1_000_000_000 + ceiling.components.attoseconds / 1_000_000_000)))
+        guard delay + RetryBudget.minimumAttemptTime <= budget.remaining else { throw OnboardingError(.conflict, detail()) }
+        try await Task.sleep(for: delay)
+    }
+
+    /// Whether the tenant may get one more key now: throws when it may not; `false` after
+    /// storing an old tenant's key count (read the profile again).
+    private func mayIssue(_ tenant: Tenant, _ tenantId: TenantID) async throws -> Bool {
+        guard tenant.status.acceptsNewItems else {
+            throw OnboardingError.invalidTransition(tenant, "get a new API key")
+        }
+        guard let count = tenant.apiKeyCount else {
+            try await storeKeyCount(of: tenantId)
+            return false
+        }
+        guard count < Self.maxKeysPerTenant else {
+            throw OnboardingError(.limitReached, "a tenant holds at most \(Self.maxKeysPerTenant) API keys; revoke one first")
+        }
+        return true
     }
 
     /// The condition on the profile for one more key: fewer keys than the limit, and a tenant
@@ -161,23 +208,6 @@ public struct ApiKeys: Sendable {
     static let issueCondition = WriteCondition.and(
         .attributeLessThan(Tenant.Attribute.apiKeyCount, maxKeysPerTenant), .tenantAcceptsNewItems
     )
-
-    /// Why the profile refused a new key, thrown; returns when the refusal is gone (an old
-    /// tenant's count just stored, or a key revoked meanwhile) and the key may be tried again.
-    private func explainRefusal(of tenantId: TenantID) async throws {
-        guard let item = try await store.get(Tenant.key(tenantId)) else { throw OnboardingError.tenantNotFound(tenantId.rawValue) }
-        let tenant = try Tenant(item: item)
-        guard tenant.status.acceptsNewItems else {
-            throw OnboardingError.invalidTransition(tenant, "get a new API key")
-        }
-        guard let count = tenant.apiKeyCount else {
-            try await storeKeyCount(of: tenantId)
-            return
-        }
-        guard count < Self.maxKeysPerTenant else {
-            throw OnboardingError(.limitReached, "a tenant holds at most \(Self.maxKeysPerTenant) API keys; revoke one first")
-        }
-    }
 
     /// Counts the keys of a tenant stored before counts existed and stores the count, only if
     /// the profile still has none (another request may have stored it first: then nothing is
@@ -238,48 +268,60 @@ public struct ApiKeys: Sendable {
     /// - Throws: `.apiKeyNotFound` when the tenant has no such key.
     public func revoke(_ keyId: String, of tenantId: TenantID) async throws {
         let notFound = OnboardingError(.apiKeyNotFound, "the tenant has no API key \(keyId)")
-        // The event names the key's prefix and creation date: read it first. Its delete stays
-        // conditional on its existence, so a revocation in between still cancels this one.
-        let key: ApiKey
-        do {
-            guard let item = try await store.get(ApiKey.key(tenantId, keyId)) else { throw notFound }
-            key = try ApiKey(item: item, tenantId: tenantId)
-        } catch let error as StoreError where error.code == .invalidRequest {
-            throw notFound  // not a key id a store can hold: no such key
-        }
-        let event = event(.apiKeyRevoked, key)
-        let deletes: [TransactionWrite] = [
-            .delete(ApiKey.key(tenantId, keyId), condition: .itemExists),
-            .delete(Self.lookupKey(keyId), condition: .attributeEquals("ownerTenantId", .string(tenantId.rawValue))),
-        ] + events.writes(for: event)
-        let countChange = TransactionWrite.update(
-            Tenant.key(tenantId), set: [:], add: [Tenant.Attribute.apiKeyCount: -1],
-            condition: .attributeExists(Tenant.Attribute.apiKeyCount)
-        )
-        var withCount = true
-        for _ in 0..<3 {
-            do {
-                try await store.transact(withCount ? [countChange] + deletes : deletes)
-                events.recorded(event)
-                return
-            } catch let error as StoreError where error.code == .transactionCanceled || error.code == .invalidRequest {
-                guard error.code == .transactionCanceled, error.cancellationReasons.dropFirst().allSatisfy({ $0 == .none }),
-                    withCount, error.cancellationReasons.first == .conditionFailed
-                else { throw notFound }
-                // The key exists but the profile has no count (stored before counts existed).
-                guard let item = try await store.get(Tenant.key(tenantId)) else { throw notFound }
-                let tenant = try Tenant(item: item)
-                if tenant.apiKeyCount == nil {
-                    if tenant.status.acceptsNewItems {
-                        try await storeKeyCount(of: tenantId)
-                    } else {
-                        // Being offboarded: no key can be added any more, and the count is moot.
-                        withCount = false
-                    }
+        try await RetryBudget.withCurrent { budget in
+            var attempt = 0
+            while true {
+                attempt += 1
+                // The event names the key's prefix and creation date: read it first. Its delete
+                // stays conditional on its existence, so a revocation in between still cancels this one.
+                let key: ApiKey
+                do {
+                    guard let item = try await store.get(ApiKey.key(tenantId, keyId)) else { throw notFound }
+                    key = try ApiKey(item: item, tenantId: tenantId)
+                } catch let error as StoreError where error.code == .invalidRequest {
+                    throw notFound  // not a key id a store can hold: no such key
                 }
+                // Then the profile: the event's id must follow the tenant's latest one.
+                guard let profile = try await store.get(Tenant.key(tenantId)) else { throw notFound }
+                let tenant = try Tenant(item: profile)
+                var withCount = true
+                if tenant.apiKeyCount == nil {
+                    // Stored before counts existed.
+                    guard !tenant.status.acceptsNewItems else {
+                        try await storeKeyCount(of: tenantId)
+                        continue
+                    }
+                    // Being offboarded: no key can be added any more, and the count is moot.
+                    withCount = false
+                }
+                let lastEventId = Tenant.lastEventId(of: profile)
+                let event = event(.apiKeyRevoked, key, after: lastEventId)
+                let profileChange = TransactionWrite.update(
+                    Tenant.key(tenantId), set: [Tenant.Attribute.lastEventId: .string(event.id)],
+                    add: withCount ? [Tenant.Attribute.apiKeyCount: -1] : [:],
+                    condition: .and(
+                        withCount ? .attributeExists(Tenant.Attribute.apiKeyCount) : .itemExists, Tenant.lastEventIdUnchanged(lastEventId)
+                    )
+                )
+                let writes: [TransactionWrite] = [
+                    profileChange,
+                    .delete(ApiKey.key(tenantId, keyId), condition: .itemExists),
+                    .delete(Self.lookupKey(keyId), condition: .attributeEquals("ownerTenantId", .string(tenantId.rawValue))),
+                ] + events.writes(for: event)
+                do {
+                    try await store.transact(writes)
+                    events.recorded(event)
+                    return
+                } catch let error as StoreError where error.code == .transactionCanceled || error.code == .invalidRequest {
+                    // Only the profile's refusal is a lost race (another change of the tenant
+                    // came first: the next read tells which); the key's is a revocation in between.
+                    guard error.code == .transactionCanceled, error.cancellationReasons.first == .conditionFailed else { throw notFound }
+                }
+                try await Self.pauseAfterLostRace(
+                    budget, attempt: attempt, conflict: "the key could not be revoked while other requests kept changing the tenant; retry"
+                )
             }
         }
-        throw OnboardingError(.conflict, "the key could not be revoked while other requests kept changing the tenant's keys; retry")
     }
 
     /// The tenant a presented key belongs to, or `nil` when it is not a live key.

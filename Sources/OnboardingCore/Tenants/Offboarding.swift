@@ -95,11 +95,13 @@ public struct Offboarding: Sendable {
                 next.offboardingStartedAt = now
                 next.updatedAt = now
                 next.version = tenant.version + 1
+                // Made after the read, above the tenant's latest id: ids follow commit order.
+                let lastEventId = Tenant.lastEventId(of: item)
                 let event = events.event(.tenantOffboarding, tenantId: id, data: [
                     "tenant": .map(APIRepresentation.tenant(next)),
                     "changed": .list([Tenant.Attribute.offboardingStartedAt, Tenant.Attribute.status].map { .string($0) }),
                     "purgeEvents": .bool(purgeEvents),
-                ])
+                ], after: lastEventId)
                 do {
                     try await store.transact([
                         .update(
@@ -109,8 +111,11 @@ public struct Offboarding: Sendable {
                                 Tenant.Attribute.offboardingStartedAt: .string(now),
                                 Tenant.Attribute.updatedAt: .string(now),
                                 Tenant.Attribute.version: .int(next.version),
+                                Tenant.Attribute.lastEventId: .string(event.id),
                             ],
-                            condition: .attributeEquals(Tenant.Attribute.version, .int(tenant.version))
+                            condition: .and(
+                                .attributeEquals(Tenant.Attribute.version, .int(tenant.version)), Tenant.lastEventIdUnchanged(lastEventId)
+                            )
                         ),
                         .put(OffboardingMarker.item(id, startedAt: now, purgeEvents: purgeEvents), condition: nil),
                     ] + events.writes(for: event))
@@ -164,7 +169,8 @@ public struct Offboarding: Sendable {
         var conflicts = 0
         while true {
             let marker = try await store.get(OffboardingMarker.key(id))
-            let current = try await store.get(Tenant.key(id)).map { item throws(OnboardingError) in try Tenant(item: item) }
+            let profile = try await store.get(Tenant.key(id))
+            let current = try profile.map { item throws(OnboardingError) in try Tenant(item: item) }
             guard let tenant = current, tenant.status == .offboarding else {
                 // Nothing to finish: a marker without an OFFBOARDING tenant is just removed.
                 if marker != nil { try await store.delete(OffboardingMarker.key(id)) }
@@ -198,14 +204,25 @@ public struct Offboarding: Sendable {
                     id: id, clientName: nil, clientPhone: nil, status: .offboarded, createdAt: tenant.createdAt, updatedAt: now,
                     version: tenant.version + 1, offboardingStartedAt: tenant.offboardingStartedAt, offboardedAt: now, apiKeyCount: 0
                 )
-                let event = events.event(.tenantOffboarded, tenantId: id, data: ["tenant": .map(APIRepresentation.tenant(tombstone))])
+                // The profile as read at the top (no key can be issued while offboarding, but a
+                // revocation may have recorded its event since: then the condition fails and
+                // this starts over).
+                let lastEventId = profile.flatMap(Tenant.lastEventId(of:))
+                let event = events.event(
+                    .tenantOffboarded, tenantId: id, data: ["tenant": .map(APIRepresentation.tenant(tombstone))], after: lastEventId
+                )
+                var tombstoneItem = tombstone.item
+                tombstoneItem.attributes[Tenant.Attribute.lastEventId] = .string(event.id)
                 // The profile is replaced whole: name, phone and suspension reason are erased.
                 try await store.transact([
                     .put(
-                        tombstone.item,
+                        tombstoneItem,
                         condition: .and(
-                            .attributeEquals(Tenant.Attribute.status, .string(TenantStatus.offboarding.rawValue)),
-                            .attributeEquals(Tenant.Attribute.version, .int(tenant.version))
+                            .and(
+                                .attributeEquals(Tenant.Attribute.status, .string(TenantStatus.offboarding.rawValue)),
+                                .attributeEquals(Tenant.Attribute.version, .int(tenant.version))
+                            ),
+                            Tenant.lastEventIdUnchanged(lastEventId)
                         )
                     ),
                     .delete(OffboardingMarker.key(id), condition: nil),

@@ -100,7 +100,10 @@ public struct OnboardingService: Sendable {
                 "tenant": .map(APIRepresentation.tenant(tenant)), "apiKey": .map(ApiKeys.eventData(apiKey.key)),
             ])
             // The extra write stays last: its refusal is told by the last cancellation reason.
-            let writes = [.put(tenant.item, condition: .itemNotExists)] + keyWrites + events.writes(for: event) + (extra.map { [$0] } ?? [])
+            // The tenant's first event: later ones must follow its id (Tenant.Attribute.lastEventId).
+            var profile = tenant.item
+            profile.attributes[Tenant.Attribute.lastEventId] = .string(event.id)
+            let writes = [.put(profile, condition: .itemNotExists)] + keyWrites + events.writes(for: event) + (extra.map { [$0] } ?? [])
             do {
                 try await store.transact(writes)
                 events.recorded(event)

@@ -167,5 +167,23 @@ public struct Tenant: Sendable, Hashable {
         public static let offboardingStartedAt = "offboardingStartedAt"
         public static let offboardedAt = "offboardedAt"
         public static let apiKeyCount = "apiKeyCount"
+        /// The id of the tenant's latest event (never shown in the API). Every transaction that
+        /// records an event of the tenant requires the value it read and sets the new id, so
+        /// events commit one at a time per tenant and their ids increase in commit order.
+        public static let lastEventId = "lastEventId"
+    }
+}
+
+extension Tenant {
+    /// The tenant's latest event id as its profile item has it (`nil` for a tenant stored
+    /// before events were ordered by it).
+    public static func lastEventId(of profile: Item) -> String? {
+        profile[Attribute.lastEventId]?.stringValue
+    }
+
+    /// The condition that the profile's ``Attribute/lastEventId`` is still `read` (absent when
+    /// `read` is `nil`): no other event of the tenant committed since the profile was read.
+    public static func lastEventIdUnchanged(_ read: String?) -> WriteCondition {
+        read.map { .attributeEquals(Attribute.lastEventId, .string($0)) } ?? .attributeNotExists(Attribute.lastEventId)
     }
 }

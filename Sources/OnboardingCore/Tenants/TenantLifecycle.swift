@@ -259,18 +259,24 @@ public struct TenantLifecycle: Sendable {
                 var eventData = data
                 eventData["tenant"] = .map(APIRepresentation.tenant(changed))
                 eventData["changed"] = .list(changedFields.map { .string($0) })
-                let event = events.event(type, tenantId: id, data: eventData)
+                // Made after the read, above the tenant's latest id: ids follow commit order.
+                let lastEventId = Tenant.lastEventId(of: item)
+                let event = events.event(type, tenantId: id, data: eventData, after: lastEventId)
+                set[Tenant.Attribute.lastEventId] = .string(event.id)
+                let condition = WriteCondition.and(
+                    .attributeEquals(Tenant.Attribute.version, .int(current.version)), Tenant.lastEventIdUnchanged(lastEventId)
+                )
                 do {
                     // The profile's update first: its refusal is the first cancellation reason.
-                    try await store.transact(
-                        [.update(Tenant.key(id), set: set, condition: .attributeEquals(Tenant.Attribute.version, .int(current.version)))]
-                            + events.writes(for: event)
-                    )
+                    try await store.transact([.update(Tenant.key(id), set: set, condition: condition)] + events.writes(for: event))
                     events.recorded(event)
                     return changed
                 } catch let error as StoreError where error.code == .transactionCanceled && error.cancellationReasons.first == .conditionFailed {
-                    // Another change came first (or the tenant is gone): the caller's version is gone.
-                    if let ifMatch { throw OnboardingError.staleVersion(id, expected: ifMatch) }
+                    // Another change came first (or the tenant is gone): the caller's version is
+                    // gone, unless only a key's event came first (the version is unchanged).
+                    if let ifMatch, try await store.get(Tenant.key(id)).flatMap({ $0[Tenant.Attribute.version]?.intValue }) != ifMatch {
+                        throw OnboardingError.staleVersion(id, expected: ifMatch)
+                    }
                 }
                 try await budget.pauseAfterLostRace(attempt: attempt, conflict: "the tenant \(id.rawValue) kept changing while it was being changed; retry")
             }
