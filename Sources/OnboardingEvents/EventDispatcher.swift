@@ -15,7 +15,8 @@ import Synchronization
 ///    the shard when another dispatcher holds it: one shard is worked on by one process at a time;
 /// 2. reads the shard's pending events in id order (at most ``Configuration/maxEventsPerPass``,
 ///    and of each tenant its oldest ``Configuration/maxEventsPerTenantPerPass``, so that one
-///    tenant's backlog behind a failing event does not hide the other tenants' events);
+///    tenant's backlog behind a failing event does not hide the other tenants' events; the
+///    backlog is read past, up to ``Configuration/maxItemsReadPerPass`` items);
 /// 3. in rounds, each after renewing the lease: for each sink, each tenant's oldest event that
 ///    sink does not have yet is its only eligible one (head of line), and only once its retry is
 ///    due; the eligible events go out in batches of at most the sink's `maxBatch`, never two of
@@ -57,8 +58,15 @@ public final class EventDispatcher: Service, Sendable {
         public var maxEventsPerPass: Int
         /// Events of one tenant worked on per pass (its oldest).
         public var maxEventsPerTenantPerPass: Int
-        /// Outbox items read from one shard per pass at most (those beyond the per-tenant cap too).
+        /// Outbox items read from one shard per pass that count towards ending the read: those kept
+        /// and unreadable ones. Events set aside (every sink lacking them is behind an earlier
+        /// event of the tenant) do not count, so that one tenant's backlog does not keep the
+        /// shard's other tenants, recorded after it, unread; ``maxItemsReadPerPass`` bounds those.
         public var maxItemsScannedPerPass: Int
+        /// Outbox items read from one shard per pass at most, set aside or not (pages of 100).
+        /// A tenant recorded after more than this many set-aside events of others in its shard
+        /// waits until that backlog shrinks (each pass reads that far).
+        public var maxItemsReadPerPass: Int
         /// How long ``runPending()`` and ``sweepAll()`` may take when the task has no
         /// ``RetryBudget`` (inside Lambda they end with the invocation's budget).
         public var boundedPassTimeout: Duration
@@ -69,7 +77,7 @@ public final class EventDispatcher: Service, Sendable {
             failAfter: Duration = .seconds(24 * 3600), sweepInterval: Duration = .seconds(5), backoffBase: Duration = .seconds(1),
             backoffCap: Duration = .seconds(300), leaseDuration: Duration = .seconds(30), concurrency: Int = 4,
             deliveriesInFlightPerShard: Int = 8, deliveryTimeout: Duration = .seconds(20), maxEventsPerPass: Int = 1000,
-            maxEventsPerTenantPerPass: Int = 20, maxItemsScannedPerPass: Int = 10_000,
+            maxEventsPerTenantPerPass: Int = 20, maxItemsScannedPerPass: Int = 10_000, maxItemsReadPerPass: Int = 100_000,
             boundedPassTimeout: Duration = .seconds(10), shutdownSweepTimeout: Duration = .seconds(10)
         ) {
             self.failAfter = failAfter
@@ -83,6 +91,7 @@ public final class EventDispatcher: Service, Sendable {
             self.maxEventsPerPass = max(1, maxEventsPerPass)
             self.maxEventsPerTenantPerPass = max(1, maxEventsPerTenantPerPass)
             self.maxItemsScannedPerPass = max(1, maxItemsScannedPerPass)
+            self.maxItemsReadPerPass = max(1, maxItemsReadPerPass)
             self.boundedPassTimeout = boundedPassTimeout
             self.shutdownSweepTimeout = shutdownSweepTimeout
         }
@@ -300,12 +309,15 @@ public final class EventDispatcher: Service, Sendable {
         // Per event id: the sinks it is not kept for (it is kept because another sink needs it).
         var notFor: [String: Set<String>] = [:]
         let sinkIds = sinks.map(\.id)
+        // Items kept or unreadable (towards maxItemsScannedPerPass), and all items read.
         var scanned = 0
+        var read = 0
         var setAside = false
         var after: ItemKey?
         repeat {
             let page = try await outbox.pendingPage(shard: shard, after: after, limit: 100)
-            scanned += page.entries.count + page.corrupt.count
+            read += page.entries.count + page.corrupt.count
+            scanned += page.corrupt.count
             for entry in page.entries {
                 // Per sink, a tenant's oldest events only: its later ones cannot go before them.
                 let tenant = entry.tenantId.rawValue
@@ -321,6 +333,7 @@ public final class EventDispatcher: Service, Sendable {
                     setAside = true
                 }
                 guard kept else { continue }
+                scanned += 1
                 if !setAsideFor.isEmpty { notFor[entry.eventId] = Set(setAsideFor) }
                 for sinkId in keptFor { window[tenant, default: [:]][sinkId, default: 0] += 1 }
                 entries.append(entry)
@@ -331,7 +344,8 @@ public final class EventDispatcher: Service, Sendable {
                 logger.error("an outbox item is not an event this version can read; skipped", metadata: ["item": "\(key)"])
             }
             after = page.next
-        } while after != nil && scanned < configuration.maxItemsScannedPerPass && entries.count < configuration.maxEventsPerPass
+        } while after != nil && scanned < configuration.maxItemsScannedPerPass && read < configuration.maxItemsReadPerPass
+            && entries.count < configuration.maxEventsPerPass
         let more = setAside || after != nil
         var progress = false
         guard !entries.isEmpty else { return false }
