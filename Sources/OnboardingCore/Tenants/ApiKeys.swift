@@ -132,6 +132,10 @@ public struct ApiKeys: Sendable {
     public func issue(
         for tenantId: TenantID, alsoWrite: (IssuedApiKey) throws -> TransactionWrite? = { _ in nil }
     ) async throws -> IssuedApiKey {
+        try await KeyChangeQueue.shared.serialised(tenantId) { try await issueOnce(for: tenantId, alsoWrite: alsoWrite) }
+    }
+
+    private func issueOnce(for tenantId: TenantID, alsoWrite: (IssuedApiKey) throws -> TransactionWrite?) async throws -> IssuedApiKey {
         try await RetryBudget.withCurrent { budget in
             var attempt = 0
             var idsTaken = 0
@@ -267,6 +271,10 @@ public struct ApiKeys: Sendable {
     /// transaction that also records `apikey.revoked`; the key is refused from then on.
     /// - Throws: `.apiKeyNotFound` when the tenant has no such key.
     public func revoke(_ keyId: String, of tenantId: TenantID) async throws {
+        try await KeyChangeQueue.shared.serialised(tenantId) { try await revokeOnce(keyId, of: tenantId) }
+    }
+
+    private func revokeOnce(_ keyId: String, of tenantId: TenantID) async throws {
         let notFound = OnboardingError(.apiKeyNotFound, "the tenant has no API key \(keyId)")
         try await RetryBudget.withCurrent { budget in
             var attempt = 0
@@ -360,4 +368,48 @@ public struct ApiKeys: Sendable {
         ItemKey(tenantId: "_apikey#\(keyId)", resourceKey: resourceType)
     }
 
+}
+
+/// One key change (issue or revoke) of a tenant at a time in this process, in arrival order.
+///
+/// Every change that records an event of a tenant requires the profile's `lastEventId` it read,
+/// so concurrent changes of one tenant can only commit one after another; without this queue a
+/// hundred key requests for one tenant at once would mostly lose races (each a read and a
+/// transaction for nothing) until their deadlines. Other processes' changes still race (and
+/// are retried).
+actor KeyChangeQueue {
+    static let shared = KeyChangeQueue()
+
+    /// Per tenant with a change running: the changes waiting for it, oldest first.
+    private var waiting: [TenantID: [CheckedContinuation<Void, Never>]] = [:]
+
+    nonisolated func serialised<T: Sendable>(_ tenantId: TenantID, _ body: () async throws -> T) async throws -> T {
+        await acquire(tenantId)
+        do {
+            let value = try await body()
+            await release(tenantId)
+            return value
+        } catch {
+            await release(tenantId)
+            throw error
+        }
+    }
+
+    private func acquire(_ tenantId: TenantID) async {
+        guard waiting[tenantId] != nil else {
+            waiting[tenantId] = []
+            return
+        }
+        await withCheckedContinuation { waiting[tenantId, default: []].append($0) }
+    }
+
+    private func release(_ tenantId: TenantID) {
+        guard var queue = waiting[tenantId], !queue.isEmpty else {
+            waiting[tenantId] = nil
+            return
+        }
+        let first = queue.removeFirst()
+        waiting[tenantId] = queue
+        first.resume()
+    }
 }
