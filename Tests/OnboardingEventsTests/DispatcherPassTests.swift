@@ -81,6 +81,25 @@ struct DispatcherPassTests {
         #expect(sink.delivered.map(\.id) == [later.id], "the other tenant's event, recorded after 150 of the stuck one's, went out")
     }
 
+    @Test("the read past a backlog is bounded by maxItemsReadPerPass: a tenant recorded after more set-aside events than that waits")
+    func readPastBacklogIsBounded() async throws {
+        let fixture = try EventStoreFixture()
+        defer { fixture.remove() }
+        let tenants = makeTenants(2)  // one shard
+        let (stuck, other) = (tenants[0], tenants[1])
+        for _ in 0..<150 { try await fixture.record(stuck) }
+        try await fixture.record(other)
+        let sink = ScriptedSink(id: "a") { event, _ in event.tenantId == stuck ? .retry("HTTP 500") : .delivered }
+        var configuration = EventDispatcher.Configuration()
+        configuration.maxItemsScannedPerPass = 100
+        configuration.maxItemsReadPerPass = 100
+        let dispatcher = EventDispatcher(store: fixture.store, sinks: [sink], configuration: configuration, logger: Self.quiet)
+        await dispatcher.sweepAll()
+        await dispatcher.sweepAll()
+        #expect(sink.delivered.isEmpty, "one page of the backlog read, then the bound")
+        #expect(Set(sink.attempted.map(\.tenantId)) == [stuck])
+    }
+
     @Test("recordProgress and finish with a stale revision are refused and change nothing, also after a redelivery (SQLite)")
     func staleWritesRefused() async throws {
         let fixture = try EventStoreFixture()
