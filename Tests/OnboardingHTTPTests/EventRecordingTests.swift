@@ -464,10 +464,19 @@ final class FailEventTransactions: Sendable {
 
     func wrap(_ base: any TenantStore) -> any TenantStore { Store(base: base, owner: self) }
 
+    /// A transaction records an event when it puts the audit item (`EVENT#<id>` in a tenant's
+    /// partition) AND, in the same writes, its outbox item (`EVENT#<id>` in the tenant's
+    /// `_outbox#<h>` shard). An audit put whose outbox item is missing (say, written by a separate,
+    /// later call) does not count: nothing is failed, and the tests' `failed == 1` fails.
     fileprivate func shouldFail(_ writes: [TransactionWrite]) -> Bool {
-        let records = writes.contains { write in
-            guard case .put(let item, _) = write else { return false }
-            return !item.key.tenantId.hasPrefix("_") && item.key.resourceKey.hasPrefix(EventOutboxLayout.prefix)
+        let puts: [ItemKey] = writes.compactMap { write in
+            guard case .put(let item, _) = write, item.key.resourceKey.hasPrefix(EventOutboxLayout.prefix) else { return nil }
+            return item.key
+        }
+        let audits = puts.filter { !$0.tenantId.hasPrefix("_") }
+        let records = !audits.isEmpty && audits.allSatisfy { audit in
+            guard let tenantId = TenantID(audit.tenantId) else { return false }
+            return puts.contains(ItemKey(tenantId: EventOutboxLayout.shard(of: tenantId), resourceKey: audit.resourceKey))
         }
         guard records else { return false }
         return state.withLock { state in
