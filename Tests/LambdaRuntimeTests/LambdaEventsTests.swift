@@ -274,7 +274,7 @@ struct LambdaEventsTests {
         }
     }
 
-    @Test("an event whose invocation died right after its 201 is delivered by the scheduled sweep of a fresh sandbox (sam's scheduled event)")
+    @Test("an event left in the outbox by an invocation whose after-answer step never ran (the loop run without it: a stand-in for a sandbox dying after its 201, not a real kill) is delivered by the scheduled sweep of a fresh sandbox (sam's scheduled event)")
     func deliveredByTheScheduledSweep() async throws {
         try await withStoreFile { store in
             let receiver = WebhookReceiver()
@@ -282,8 +282,9 @@ struct LambdaEventsTests {
             try await withLocalServer(receiver.router) { webhookPort in
                 let configuration = try functionConfiguration(webhookPort: webhookPort, secret: secretText)
 
-                // The API function's sandbox: it posts the 201 and dies, its step after the
-                // answer never runs (the loop without it: the invocation's handling alone).
+                // The API function's sandbox, standing in for one that dies after its 201: the
+                // loop is run WITHOUT the after-answer step (the invocation's handling alone), so
+                // the event is left in the outbox as a death would leave it. No process is killed.
                 let dying = try await buildApplication(configuration, runtime: .lambda, overrides: AppOverrides(store: store))
                 let api = RuntimeAPIStandIn(events: [try eventFile("rest-v1")], observe: { receiver.summary })
                 try await api.serve { client in
