@@ -89,7 +89,7 @@ public struct EventsConfiguration: Sendable {
             for url in urls {
                 try checkWebhookURL(url, source: source)
                 guard !configuration.webhookURLs.contains(url) else {
-                    throw ConfigurationError(description: "invalid \(source): \(url) is listed twice")
+                    throw ConfigurationError(description: "invalid \(source): \(WebhookSink.sinkId(url: url)) is listed twice")
                 }
                 configuration.webhookURLs.append(url)
             }
@@ -157,8 +157,8 @@ public struct EventsConfiguration: Sendable {
         else {
             throw ConfigurationError(description: "invalid \(source) '\(text)': expected an http:// or https:// URL such as https://example.com/hooks/onboard")
         }
-        // The URL is the sink's id: it is printed, logged and stored on outbox items, so it must
-        // carry no password (the deliveries are authenticated by their signature).
+        // No user or password either (the deliveries are authenticated by their signature). The
+        // URL itself is never printed, logged or stored: the sink's id (WebhookSink.sinkId) is.
         guard url.user == nil, url.password == nil else {
             throw ConfigurationError(
                 description: "invalid \(source): a webhook URL may not hold a user name or password (it is logged and stored); receivers verify the webhook-signature instead"
@@ -282,7 +282,8 @@ extension EventsConfiguration {
                 for url in webhookURLs {
                     sinks.append(WebhookSink(url: url, secret: secret, httpClient: client, logger: logger))
                 }
-                described.append("webhook \(webhookURLs.joined(separator: ", "))")
+                // The sinks' ids, never the URLs (their path or query may hold a token).
+                described.append("webhook \(webhookURLs.map { WebhookSink.sinkId(url: $0) }.joined(separator: ", "))")
             }
             func awsClient(_ wanted: String?) async throws -> AWSClient {
                 let key = wanted ?? region ?? ""

@@ -40,7 +40,7 @@ public enum DeliveryResult: Sendable, Hashable {
 /// (or given up on). A sink may deliver the events of one call concurrently.
 public protocol EventSink: Sendable {
     /// A stable name, stored on outbox items to remember what this sink already has:
-    /// `webhook:<url>`, `sns:<topic ARN>`, `eventbridge:<bus>`, `log`.
+    /// `webhook:<scheme>://<host>[:port]#<8 hex of SHA-256 of the URL>` (never the URL itself), `sns:<topic ARN>`, `eventbridge:<bus>`, `log`.
     var id: String { get }
     /// The most events one ``deliver(_:)`` call takes (EventBridge: 10).
     var maxBatch: Int { get }

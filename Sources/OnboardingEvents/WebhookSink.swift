@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import Crypto
 import Foundation
 import Logging
 import NIOCore
@@ -25,7 +26,8 @@ public struct WebhookSink: EventSink {
     public static let userAgent = "onboard-webhooks/1"
 
     /// - Parameters:
-    ///   - url: the endpoint (`http://` or `https://`); the sink's id is `webhook:<url>`.
+    ///   - url: the endpoint (`http://` or `https://`); the sink's id is ``sinkId(url:)``, which
+    ///     never holds the URL's path or query (they often carry a token: Slack, Zapier).
     ///   - secret: the signing secret.
     ///   - httpClient: the client to send with (shared; its owner shuts it down).
     ///   - timeout: the most one delivery may take, connection and answer included.
@@ -35,7 +37,7 @@ public struct WebhookSink: EventSink {
         logger: Logger = Logger(label: "onboard.events.webhook")
     ) {
         self.url = url
-        self.id = "webhook:\(url)"
+        self.id = Self.sinkId(url: url)
         self.secret = secret
         self.httpClient = httpClient
         self.timeout = timeout
@@ -73,7 +75,7 @@ public struct WebhookSink: EventSink {
             // Read (and drop) the answer, so that the connection can serve the next delivery.
             _ = try? await response.body.collect(upTo: 64 * 1024)
         } catch {
-            let reason = Self.reason(error, timeout: timeout)
+            let reason = Self.reason(error, timeout: timeout, url: url)
             logger.debug("webhook delivery failed", metadata: ["sink": "\(id)", "eventId": "\(event.id)", "reason": "\(reason)"])
             return .retry(reason)
         }
@@ -92,8 +94,22 @@ public struct WebhookSink: EventSink {
         }
     }
 
+    /// A webhook's id and its only display: `webhook:<scheme>://<host>[:port]#<first 8 hex digits
+    /// of the SHA-256 of the full URL>`. Stable per URL, distinct per URL, and free of the path and
+    /// query, where webhook URLs often carry a secret token; the full URL is never logged or stored.
+    public static func sinkId(url: String) -> String {
+        let digest = SHA256.hash(data: Array(url.utf8)).prefix(4).map { String(format: "%02x", $0) }.joined()
+        let origin: String
+        if let components = URLComponents(string: url), let scheme = components.scheme, let host = components.host {
+            origin = "\(scheme)://\(host.contains(":") ? "[\(host)]" : host)" + (components.port.map { ":\($0)" } ?? "")
+        } else {
+            origin = "?"
+        }
+        return "webhook:\(origin)#\(digest)"
+    }
+
     /// A short reason for a delivery that got no answer (kept as the outbox item's `lastError`).
-    static func reason(_ error: any Error, timeout: Duration) -> String {
+    static func reason(_ error: any Error, timeout: Duration, url: String? = nil) -> String {
         if let error = error as? HTTPClientError {
             switch error {
             case .deadlineExceeded, .readTimeout, .writeTimeout: return "no answer within \(timeout)"
@@ -104,8 +120,10 @@ public struct WebhookSink: EventSink {
             }
         }
         if error is CancellationError { return "cancelled" }
-        let text = String(describing: error)
+        var text = String(describing: error)
         if text.localizedCaseInsensitiveContains("refused") { return "connection refused" }
+        // The error's text may quote the URL (and its token): never kept or logged.
+        if let url, !url.isEmpty { text = text.replacingOccurrences(of: url, with: sinkId(url: url)) }
         return text.count > 200 ? String(text.prefix(200)) + "…" : text
     }
 

@@ -1,6 +1,7 @@
 import Foundation
 import OnboardTestSupport
 import OnboardingCore
+import OnboardingEvents
 import Testing
 
 /// `onboard events …` and `onboard tenants offboard --purge-events`: the built binary on a real
@@ -158,14 +159,17 @@ struct EventsCLITests {
         // Nobody listens at the port: each first attempt fails, and with 0s that is a give-up.
         let server = try OnboardProcess(serveArguments, environment: ["ONBOARD_WEBHOOK_SECRET": Self.secret])
         _ = try await server.waitUntilListening()
-        #expect(server.stdout.lines.contains { $0.hasPrefix("events: webhook \(url)") }, "\(server.stdout.text)")
+        // The sink's id, never the URL (its path may hold a token).
+        let sinkId = WebhookSink.sinkId(url: url)
+        #expect(server.stdout.lines.contains { $0.hasPrefix("events: webhook \(sinkId)") }, "\(server.stdout.text)")
+        #expect(!server.stdout.text.contains(url) && !server.stderr.text.contains(url))
         let failed = try await Self.waitForEntries("--failed", store: store) { $0.count >= 2 }
         #expect(try await server.terminate() == 0)
         try #require(failed.count == 2, "\(failed)")
         let failedIds = failed.compactMap { $0["event"]?.mapValue?["id"]?.stringValue }
         #expect(failed.compactMap { $0["event"]?.mapValue?["subject"]?.stringValue }.sorted() == [first, second].sorted())
         for entry in failed {
-            let state = try #require(entry["delivery"]?.mapValue?["webhook:\(url)"]?.mapValue, "\(entry)")
+            let state = try #require(entry["delivery"]?.mapValue?[sinkId]?.mapValue, "\(entry)")
             #expect(state["state"] == .string("failed"))
             #expect(state["attempts"] == .int(1))
             #expect(state["lastError"]?.stringValue?.isEmpty == false)
@@ -174,7 +178,7 @@ struct EventsCLITests {
         }
         let table = try await onboardCLI(["events", "list", "--failed"] + store)
         try OperatorCLITests.expectAligned(table.lines, columns: ["EVENT ID", "TENANT ID", "TYPE", "TIME", "DELIVERY"])
-        #expect(table.lines.dropFirst().allSatisfy { $0.contains("webhook:\(url) failed (1 failed attempt: ") }, "\(table)")
+        #expect(table.lines.dropFirst().allSatisfy { $0.contains("\(sinkId) failed (1 failed attempt: ") }, "\(table)")
         #expect(try await onboardCLI(["events", "list", "--pending"] + store).lines == ["no pending events"])
 
         // One queued again: back in the outbox with the failed sink's state cleared.

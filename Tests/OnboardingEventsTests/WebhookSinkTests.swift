@@ -73,7 +73,7 @@ struct WebhookSinkTests {
         defer { receiver.stop() }
         let (secret, secretText) = WebhookSecret.generate()
         let sink = WebhookSink(url: receiver.url, secret: secret, httpClient: Self.httpClient)
-        #expect(sink.id == "webhook:\(receiver.url)")
+        #expect(sink.id == WebhookSink.sinkId(url: receiver.url) && !sink.id.contains("/hook"))
         // Text that JSON escaping and UTF-8 could change: the signature must be over what arrives.
         let events = [
             SinkTestEvents.make(.tenantOnboarded),
@@ -166,6 +166,36 @@ struct WebhookSinkTests {
             }
             #expect(reason.contains("no answer within"), "\(reason)")
         }
+    }
+
+    @Test("a webhook's id is webhook:<scheme>://<host>[:port]#<8 hex of SHA-256 of the URL>: stable, distinct per URL, without the path or query")
+    func sinkIdHidesTheToken() {
+        let url = "https://hooks.example.com/services/T000/B000/SECRETPATHTOKEN?token=SECRETQUERYTOKEN"
+        let id = WebhookSink.sinkId(url: url)
+        #expect(id.hasPrefix("webhook:https://hooks.example.com#"), "\(id)")
+        #expect(id.count == "webhook:https://hooks.example.com#".count + 8)
+        #expect(id.suffix(8).allSatisfy { $0.isHexDigit && !$0.isUppercase })
+        #expect(!id.contains("SECRET") && !id.contains("services"))
+        #expect(WebhookSink.sinkId(url: url) == id, "stable")
+        #expect(WebhookSink.sinkId(url: url + "x") != id, "distinct per URL")
+        #expect(WebhookSink.sinkId(url: "http://127.0.0.1:8080/a").hasPrefix("webhook:http://127.0.0.1:8080#"))
+    }
+
+    @Test("a URL's token (path and query) is in no log line and no result of a delivery (500, 410, refused)", arguments: [500, 410, 0])
+    func tokenNeverShown(status: Int) async throws {
+        let receiver = try await RecordingWebhookReceiver.start { _, _ in HTTPResponse.Status(code: status == 0 ? 200 : status) }
+        defer { receiver.stop() }
+        let port = status == 0 ? try MotoServer.freePort() : receiver.port
+        let url = "http://127.0.0.1:\(port)/hook/SECRETPATHTOKEN?token=SECRETQUERYTOKEN"
+        let logs = InMemoryLogHandler()
+        var logger = Logger(label: "test") { _ in logs }
+        logger.logLevel = .trace
+        let sink = WebhookSink(url: url, secret: WebhookSecret.generate().secret, httpClient: Self.httpClient, timeout: .seconds(1), logger: logger)
+        let results = await sink.deliver([SinkTestEvents.make()])
+        let shown = "\(results) \(sink.id) " + logs.entries.map { "\($0.message) \($0.metadata)" }.joined(separator: "\n")
+        #expect(!shown.contains("SECRET"), "\(shown)")
+        #expect(results != [.delivered])
+        #expect(!logs.entries.isEmpty || status == 0, "something was logged, without the token")
     }
 
     @Test("a refused connection is retried, with a short reason")

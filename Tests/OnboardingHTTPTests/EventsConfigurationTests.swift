@@ -115,7 +115,7 @@ struct EventsConfigurationTests {
         ([:], ["ONBOARD_WEBHOOK_URLS": "http://ok.example.com/a,not a url", "ONBOARD_WEBHOOK_SECRET": secret],
             "invalid ONBOARD_WEBHOOK_URLS 'not a url': expected an http:// or https:// URL"),
         ([Setting.webhookURLs.key: "https://example.com/hook\nhttps://example.com/hook", Setting.webhookSecret.key: secret], [:],
-            "invalid --webhook-url: https://example.com/hook is listed twice"),
+            "invalid --webhook-url: webhook:https://example.com#19f13522 is listed twice"),
         ([Setting.webhookURLs.key: "https://user:p4ssw0rd@example.com/hook", Setting.webhookSecret.key: secret], [:],
             "invalid --webhook-url: a webhook URL may not hold a user name or password"),
         ([Setting.webhookURLs.key: "https://example.com/hook"], [:], "invalid --webhook-url: webhooks need a signing secret (--webhook-secret / ONBOARD_WEBHOOK_SECRET"),
@@ -173,7 +173,8 @@ struct EventsConfigurationTests {
         ])
         let built = try await configuration.makeSinks(region: nil, environment: environment, logger: Logger(label: "test"))
         #expect(built.sinks.map(\.id) == [
-            "webhook:http://127.0.0.1:9000/a", "webhook:http://127.0.0.1:9000/b", "sns:arn:aws:sns:eu-west-1:123456789012:onboard-events",
+            WebhookSink.sinkId(url: "http://127.0.0.1:9000/a"), WebhookSink.sinkId(url: "http://127.0.0.1:9000/b"),
+            "sns:arn:aws:sns:eu-west-1:123456789012:onboard-events",
             "eventbridge:onboard-bus",
         ])
         let sns = try #require(built.sinks.compactMap { $0 as? SNSSink }.first)
@@ -183,7 +184,9 @@ struct EventsConfigurationTests {
         #expect(bus.events.endpoint == "http://127.0.0.1:5002")
         #expect(bus.events.client.region == "us-east-2")
         #expect(!built.summary.contains(Self.secret))
-        #expect(built.summary.contains("webhook http://127.0.0.1:9000/a, http://127.0.0.1:9000/b"))
+        // The sinks' ids, never the URLs' paths (where tokens live).
+        #expect(built.summary.contains("webhook \(WebhookSink.sinkId(url: "http://127.0.0.1:9000/a")), \(WebhookSink.sinkId(url: "http://127.0.0.1:9000/b"))"))
+        #expect(!built.summary.contains("9000/a") && !built.summary.contains("9000/b"))
         await built.shutdown()
 
         // No endpoint variables: the public endpoints; --region for a bus given by name; --log-events adds the log.
@@ -231,13 +234,13 @@ struct EventsConfigurationTests {
         let hooks = try await application([
             Setting.webhookURLs.key: "http://127.0.0.1:9/hook", Setting.webhookSecret.key: Self.secret, Setting.eventFailAfter.key: "2h",
         ])
-        #expect(hooks.dispatcher.sinks.map(\.id) == ["webhook:http://127.0.0.1:9/hook"])
+        #expect(hooks.dispatcher.sinks.map(\.id) == ["webhook:http://127.0.0.1:9#a94bb7e8"])
         #expect(hooks.dispatcher.configuration.failAfter == .seconds(7200))
-        #expect(hooks.eventSinksSummary.hasPrefix("webhook http://127.0.0.1:9/hook"))
+        #expect(hooks.eventSinksSummary.hasPrefix("webhook webhook:http://127.0.0.1:9#a94bb7e8 (source"), "the id, not the URL")
         await hooks.close()
 
         let both = try await application([Setting.webhookURLs.key: "http://127.0.0.1:9/hook", Setting.webhookSecret.key: Self.secret, Setting.logEvents.key: "true"])
-        #expect(both.dispatcher.sinks.map(\.id) == ["webhook:http://127.0.0.1:9/hook", "log"])
+        #expect(both.dispatcher.sinks.map(\.id) == ["webhook:http://127.0.0.1:9#a94bb7e8", "log"])
         await both.close()
     }
 
