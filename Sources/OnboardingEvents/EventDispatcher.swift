@@ -108,7 +108,13 @@ public final class EventDispatcher: Service, Sendable {
         var retryDue: [String: Int] = [:]
         /// Unreadable outbox items already reported.
         var corruptReported: Set<ItemKey> = []
+        /// Sweeps of every shard ``run()`` has finished.
+        var sweepsCompleted = 0
     }
+
+    /// How many sweeps of every shard ``run()`` has finished (the start-up sweep is the first):
+    /// for health checks and for tests that must know the start-up sweep is over.
+    public var sweepsCompleted: Int { state.withLock { $0.sweepsCompleted } }
 
     /// The store side of the outbox.
     public let outbox: EventOutbox
@@ -198,6 +204,7 @@ public final class EventDispatcher: Service, Sendable {
             if !shards.isEmpty {
                 await pass(over: EventOutboxLayout.shards.filter(shards.contains), limit: PassLimit(deadline: nil, stopOnShutdown: true))
             }
+            if sweep { state.withLock { $0.sweepsCompleted += 1 } }
             // Sleep until the next sweep or the earliest retry, unless notified sooner.
             var timeout = max(.zero, nextSweep - ContinuousClock.now)
             if let due = state.withLock({ $0.retryDue.values.min() }) {

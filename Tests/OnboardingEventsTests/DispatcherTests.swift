@@ -11,7 +11,10 @@ import Testing
 struct DispatcherTests {
     /// Quick retries and sweeps, for tests on the system clock.
     static let quick = EventDispatcher.Configuration(
-        sweepInterval: .milliseconds(100), backoffBase: .milliseconds(5), backoffCap: .milliseconds(40)
+        sweepInterval: .milliseconds(100), backoffBase: .milliseconds(5), backoffCap: .milliseconds(40),
+        // One sweepAll() must finish what the tests give it even on a loaded CI machine (the
+        // default, 10 s, ended a pass early there).
+        boundedPassTimeout: .seconds(300)
     )
 
     /// Retries are expected here; their log lines would drown the test output.
@@ -288,6 +291,8 @@ struct DispatcherTests {
         let running = Task { try await dispatcher.run() }
         defer { running.cancel() }
         #expect(await eventually { sink.delivered.map(\.id) == [before.id] }, "the start-up sweep")
+        // Only once that sweep has passed every shard can a new event be left to the next one.
+        #expect(await eventually { dispatcher.sweepsCompleted >= 1 }, "the start-up sweep ends")
 
         var elsewhere = makeTenants(1)[0]
         while EventOutboxLayout.shard(of: elsewhere) == EventOutboxLayout.shard(of: tenant) { elsewhere = makeTenants(1)[0] }
