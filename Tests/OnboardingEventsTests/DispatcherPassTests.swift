@@ -20,6 +20,7 @@ struct DispatcherPassTests {
         let slow = ScriptedSink(id: "slow") { _, _ in .retry("HTTP 503") }
         let fast = ScriptedSink(id: "fast")
         var configuration = EventDispatcher.Configuration(backoffBase: .seconds(1), backoffCap: .seconds(2))
+        configuration.boundedPassTimeout = .seconds(300)  // a whole pass per sweepAll(), even on a loaded machine
         configuration.maxEventsPerTenantPerPass = 3
         let dispatcher = EventDispatcher(store: fixture.store, sinks: [slow, fast], clock: clock, configuration: configuration, logger: Self.quiet)
         // Two passes while "slow" fails: "fast" gets 6 events ahead (3 per pass).
@@ -74,6 +75,7 @@ struct DispatcherPassTests {
         let later = try await fixture.record(other)
         let sink = ScriptedSink(id: "a") { event, _ in event.tenantId == stuck ? .retry("HTTP 500") : .delivered }
         var configuration = EventDispatcher.Configuration()
+        configuration.boundedPassTimeout = .seconds(300)  // a whole pass per sweepAll(), even on a loaded machine
         configuration.maxItemsScannedPerPass = 100
         let dispatcher = EventDispatcher(store: fixture.store, sinks: [sink], configuration: configuration, logger: Self.quiet)
         await dispatcher.sweepAll()
@@ -91,6 +93,7 @@ struct DispatcherPassTests {
         try await fixture.record(other)
         let sink = ScriptedSink(id: "a") { event, _ in event.tenantId == stuck ? .retry("HTTP 500") : .delivered }
         var configuration = EventDispatcher.Configuration()
+        configuration.boundedPassTimeout = .seconds(300)  // a whole pass per sweepAll(), even on a loaded machine
         configuration.maxItemsScannedPerPass = 100
         configuration.maxItemsReadPerPass = 100
         let dispatcher = EventDispatcher(store: fixture.store, sinks: [sink], configuration: configuration, logger: Self.quiet)

@@ -124,7 +124,11 @@ struct EventBridgeSinkTests {
             number == 1 ? (.ok, #"{"FailedEntryCount":0,"Entries":[]}"#) : (.serviceUnavailable, #"{"__type":"ServiceUnavailable","message":"busy"}"#)
         }
         defer { standIn.stop() }
-        let sink = EventBridgeSink(events: EventBridge(client: TestAWSClients.client(), endpoint: "http://127.0.0.1:\(standIn.port)"), busName: "b")
+        // A call budget long enough for its 3 attempts on a loaded CI machine (the 5 s default ran
+        // out there after 2); what is tested is the count, not the time.
+        let sink = EventBridgeSink(
+            events: EventBridge(client: TestAWSClients.client(), endpoint: "http://127.0.0.1:\(standIn.port)"), busName: "b", callBudget: .seconds(120)
+        )
         let results = await sink.deliver([SinkTestEvents.make(), SinkTestEvents.make()])
         #expect(results.count == 2)
         #expect(results.allSatisfy { if case .retry(let reason) = $0 { reason.hasPrefix("InvalidResponse") } else { false } }, "\(results)")
