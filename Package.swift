@@ -197,6 +197,13 @@ let package = Package(
             dependencies: ["AWSClient", "SigV4", "OnboardingCore", "OnboardingDynamoDB"],
             swiftSettings: swiftSettings
         ),
+        // JSONCodec's round trip under libFuzzer (`scripts/fuzz.sh` builds it with
+        // `-sanitize=fuzzer,address -DFUZZING`); an ordinary build replays corpus files instead.
+        .executableTarget(
+            name: "onboard-fuzz-json",
+            dependencies: ["OnboardingCore"],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "OnboardingCoreTests",
             dependencies: ["OnboardingCore"],
