@@ -217,7 +217,17 @@ public enum StoreRules {
     /// `"1e3"` → `"1000"`). `nil` when the text is not a JSON number or is out of DynamoDB's
     /// range (38 significant digits, magnitude 1e-130 to below 1e126).
     public static func canonicalNumber(_ text: String) -> String? {
+        var work = 0
+        return canonicalNumber(text, work: &work)
+    }
+
+    /// ``canonicalNumber(_:)``, adding to `work` the bytes it reads, copies and writes, so a test
+    /// can check that the work grows linearly with the text (without timing anything). Every step
+    /// is a single pass over the text: zeros are skipped by moving indices, never by removing
+    /// elements one at a time (`removeFirst` in a loop was quadratic in the number of zeros).
+    static func canonicalNumber(_ text: String, work: inout Int) -> String? {
         var bytes = Array(text.utf8)[...]
+        work += bytes.count
         let negative = bytes.first == UInt8(ascii: "-")
         if negative { bytes = bytes.dropFirst() }
         func isDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
@@ -230,6 +240,7 @@ public enum StoreRules {
             guard !fraction.isEmpty else { return nil }
             bytes = bytes.dropFirst(1 + fraction.count)
         }
+        work += integer.count + fraction.count
         var exponent = 0
         if let marker = bytes.first, marker == UInt8(ascii: "e") || marker == UInt8(ascii: "E") {
             bytes = bytes.dropFirst()
@@ -246,13 +257,15 @@ public enum StoreRules {
         guard bytes.isEmpty else { return nil }
         // value = 0.<digits> × 10^point
         var digits = Array(integer) + Array(fraction)
+        work += digits.count
         var point = integer.count + exponent
-        while digits.first == UInt8(ascii: "0") {
-            digits.removeFirst()
-            point -= 1
-        }
-        while digits.last == UInt8(ascii: "0") { digits.removeLast() }
-        guard !digits.isEmpty else { return "0" }
+        let first = digits.firstIndex { $0 != UInt8(ascii: "0") }
+        guard let first else { return "0" }
+        let last = digits.lastIndex { $0 != UInt8(ascii: "0") }!
+        work += first + (digits.count - last)
+        point -= first
+        digits = Array(digits[first...last])
+        work += digits.count
         guard digits.count <= maxNumberDigits, (-129...126).contains(point) else { return nil }
         var output: [UInt8] = negative ? [UInt8(ascii: "-")] : []
         if point <= 0 {
@@ -262,6 +275,7 @@ public enum StoreRules {
         } else {
             output += Array(digits[..<point]) + [UInt8(ascii: ".")] + Array(digits[point...])
         }
+        work += output.count
         return String(decoding: output, as: UTF8.self)
     }
 
