@@ -9,15 +9,26 @@ import Foundation
 import Logging
 import OnboardingCore
 
-/// A lean swift-log handler: one line per event, written with a single `write(2)`.
+/// A lean swift-log handler: one line per event.
 ///
 /// ```
 /// 2026-11-27T23:05:47.123Z info onboard: request duration_ms=1.835 hb.request.id=1295ec57 method=POST route=/onboard status=201
 /// ```
 /// Timestamp (RFC 3339 UTC, milliseconds), level, label, message, then the metadata as sorted
 /// `key=value` pairs; values with spaces, quotes, `=` or control characters are quoted and
-/// escaped, so no value can forge a line. Nothing is buffered: a line is in the file or pipe
-/// when `log` returns, and lines of concurrent requests never interleave (each is one write).
+/// escaped, so no value can forge a line.
+///
+/// Where the line goes depends on the handler's ``LineWriter``:
+/// - with one (``standardOutput(label:level:format:queued:)``'s default, what `serve` uses), `log`
+///   only queues the line and a writer thread writes it, so a slow or stalled reader of the pipe
+///   never blocks the thread that logs (an event-loop thread answering requests). The queue is
+///   bounded: when the reader stops reading, lines are dropped and counted, and a
+///   `dropped N log lines` line says so once writing resumes. Lines stay in order and never
+///   interleave; a graceful exit writes them all first (``LineWriter/flushShared(giveUpAfter:)``).
+/// - without one (`writer: nil`), the line is written with one `write(2)` before `log` returns.
+///   The Lambda runtime logs this way: its sandbox may be frozen as soon as an invocation is
+///   answered, and a line still queued then would wait, or be lost with the sandbox; Lambda's
+///   own log agent reads the pipe, and one invocation runs at a time.
 ///
 /// It exists because swift-log's `StreamLogHandler` (local-time formatting and a locked,
 /// flushed stdio stream per line) cost about a third of the onboarding throughput.
@@ -37,18 +48,26 @@ public struct LineLogHandler: LogHandler {
     private let label: String
     private let fileDescriptor: Int32
     private let format: Format
+    private let writer: LineWriter?
 
     /// A handler writing to standard output.
-    public static func standardOutput(label: String, level: Logger.Level, format: Format = .text) -> LineLogHandler {
-        var handler = LineLogHandler(label: label, fileDescriptor: 1, format: format)
+    /// - Parameter queued: `true` (the default): through the process's shared ``LineWriter`` for
+    ///   standard output, never blocking the caller; `false`: one `write(2)` per line, in `log`.
+    public static func standardOutput(label: String, level: Logger.Level, format: Format = .text, queued: Bool = true) -> LineLogHandler {
+        var handler = LineLogHandler(
+            label: label, fileDescriptor: 1, format: format, writer: queued ? LineWriter.shared(fileDescriptor: 1, format: format) : nil
+        )
         handler.logLevel = level
         return handler
     }
 
-    public init(label: String, fileDescriptor: Int32, format: Format = .text) {
+    /// - Parameter writer: where lines are queued; `nil` writes each line to `fileDescriptor`
+    ///   in `log` (blocking while the pipe is full). A writer's own descriptor wins over `fileDescriptor`.
+    public init(label: String, fileDescriptor: Int32, format: Format = .text, writer: LineWriter? = nil) {
         self.label = label
-        self.fileDescriptor = fileDescriptor
+        self.fileDescriptor = writer?.fileDescriptor ?? fileDescriptor
         self.format = format
+        self.writer = writer
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -72,7 +91,7 @@ public struct LineLogHandler: LogHandler {
             for (key, value) in merged where object[key] == nil { object[key] = .string(value.description) }
             var line = JSONCodec.serializeBytes(.map(object))
             line.append(UInt8(ascii: "\n"))
-            Self.writeAll(line, to: fileDescriptor)
+            emit(line)
             return
         }
         var line = Array(Timestamp.format(.now).utf8)
@@ -90,7 +109,32 @@ public struct LineLogHandler: LogHandler {
             Self.appendEscaped(value.description, to: &line, quoteIfNeeded: true)
         }
         line.append(UInt8(ascii: "\n"))
-        Self.writeAll(line, to: fileDescriptor)
+        emit(line)
+    }
+
+    private func emit(_ line: [UInt8]) {
+        if let writer {
+            writer.enqueue(line)
+        } else {
+            LineWriter.writeAll(line, to: fileDescriptor)
+        }
+    }
+
+    /// The line that reports `count` lines dropped by a ``LineWriter`` whose queue was full.
+    static func droppedLinesLine(_ count: Int, format: Format) -> [UInt8] {
+        let message = "dropped \(count) log lines"
+        var line: [UInt8]
+        switch format {
+        case .json:
+            line = JSONCodec.serializeBytes(.map([
+                "time": .string(Timestamp.format(.now)), "level": .string(Logger.Level.warning.rawValue), "logger": .string("onboard"),
+                "message": .string(message), "dropped": .string(String(count)),
+            ]))
+        case .text:
+            line = Array("\(Timestamp.format(.now)) warning onboard: \(message) dropped=\(count)".utf8)
+        }
+        line.append(UInt8(ascii: "\n"))
+        return line
     }
 
     /// Appends `text`, escaping control characters (and quoting when asked and needed).
@@ -113,23 +157,5 @@ public struct LineLogHandler: LogHandler {
 
     private static func hexDigit(_ value: UInt8) -> UInt8 {
         value < 10 ? UInt8(ascii: "0") + value : UInt8(ascii: "a") + value - 10
-    }
-
-    /// Writes all of `bytes`, retrying short writes and interruptions; gives up silently on
-    /// other errors (a log line must never take the service down).
-    private static func writeAll(_ bytes: [UInt8], to fileDescriptor: Int32) {
-        bytes.withUnsafeBytes { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let written = write(fileDescriptor, buffer.baseAddress! + offset, buffer.count - offset)
-                if written > 0 {
-                    offset += written
-                } else if written < 0 && errno == EINTR {
-                    continue
-                } else {
-                    return
-                }
-            }
-        }
     }
 }

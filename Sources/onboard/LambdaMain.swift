@@ -13,8 +13,9 @@ import OnboardingHTTP
 enum LambdaMain {
     static func run(runtimeAPI: String, environment: [String: String]) async -> Int32 {
         let level = environment["ONBOARD_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0.lowercased()) } ?? .info
-        // JSON lines: CloudWatch Logs Insights reads their fields.
-        LoggingSystem.bootstrap { label in LineLogHandler.standardOutput(label: label, level: level, format: .json) }
+        // JSON lines: CloudWatch Logs Insights reads their fields. Written in `log`, not queued:
+        // the sandbox may be frozen right after an invocation is answered (see LineLogHandler).
+        LoggingSystem.bootstrap { label in LineLogHandler.standardOutput(label: label, level: level, format: .json, queued: false) }
         let logger = Logger(label: "onboard")
         let client: HTTPLambdaRuntimeClient
         do {
