@@ -42,11 +42,17 @@ let package = Package(
             name: "RequestBudget",
             swiftSettings: swiftSettings
         ),
+        // The project's one JSON writer and one base64 codec (both alphabets), below every module
+        // that writes JSON or base64 (AWSClient may not depend on OnboardingCore). Standard library only.
+        .target(
+            name: "WireFormat",
+            swiftSettings: swiftSettings
+        ),
         // The domain: tenants, validation, ids, services and the store contract. Foundation only
-        // (and RequestBudget, so that its retries share the request's budget).
+        // (and RequestBudget, so that its retries share the request's budget; WireFormat).
         .target(
             name: "OnboardingCore",
-            dependencies: ["RequestBudget"],
+            dependencies: ["RequestBudget", "WireFormat"],
             swiftSettings: swiftSettings
         ),
         // AWS Signature Version 4 and credentials; swift-crypto only.
@@ -61,6 +67,7 @@ let package = Package(
             dependencies: [
                 "SigV4",
                 "RequestBudget",
+                "WireFormat",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -74,6 +81,7 @@ let package = Package(
             dependencies: [
                 "OnboardingCore",
                 "AWSClient",
+                "WireFormat",
                 "RequestBudget",
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -93,6 +101,7 @@ let package = Package(
             name: "LambdaRuntime",
             dependencies: [
                 "RequestBudget",
+                "WireFormat",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -140,6 +149,7 @@ let package = Package(
                 "OnboardingCore",
                 "AWSClient",
                 "RequestBudget",
+                "WireFormat",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -206,7 +216,7 @@ let package = Package(
         ),
         .testTarget(
             name: "OnboardingCoreTests",
-            dependencies: ["OnboardingCore"],
+            dependencies: ["OnboardingCore", "WireFormat"],
             swiftSettings: testSwiftSettings
         ),
         .testTarget(
@@ -229,6 +239,7 @@ let package = Package(
                 "OnboardTestSupport",
                 "AWSClient",
                 "OnboardingHTTP",
+                "WireFormat",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -253,6 +264,7 @@ let package = Package(
             dependencies: [
                 "OnboardingApp",
                 "AWSClient",
+                "WireFormat",
                 "RequestBudget",
                 "SigV4",
                 "OnboardingCore",

@@ -1,4 +1,5 @@
 import Foundation
+import WireFormat
 
 /// Amazon EventBridge's JSON 1.1 API (`AWSEvents.*`): the operations this project uses, typed.
 public struct EventBridge: Sendable {
@@ -93,8 +94,29 @@ public struct EventBridge: Sendable {
         }
     }
 
-    private struct PutEventsInput: Encodable {
-        let Entries: [Entry]
+    /// `{"Entries": [...]}`, the members as `Entry`'s Encodable conformance names them.
+    private struct PutEventsInput: JSONWritable {
+        let entries: [Entry]
+
+        func write(to writer: inout JSONWriter) {
+            writer.beginObject()
+            writer.key("Entries")
+            writer.beginArray()
+            for entry in entries {
+                writer.beginObject()
+                writer.field("Source", entry.source)
+                writer.field("DetailType", entry.detailType)
+                writer.field("Detail", entry.detail)
+                writer.field("EventBusName", entry.eventBusName)
+                writer.key("Resources")
+                writer.beginArray()
+                for resource in entry.resources { writer.string(resource) }
+                writer.endArray()
+                writer.endObject()
+            }
+            writer.endArray()
+            writer.endObject()
+        }
     }
 
     /// PutEvents: at most ``maxEntriesPerPut`` entries. Entries can fail one by one (throttled,
@@ -102,8 +124,7 @@ public struct EventBridge: Sendable {
     /// - Throws: ``AWSServiceError`` for the whole call, ``AWSTransportError``; an answer that
     ///   does not have one result per entry is an ``AWSServiceError`` `InvalidResponse`.
     public func putEvents(_ entries: [Entry]) async throws -> PutEventsOutput {
-        let body = try JSONEncoder().encode(PutEventsInput(Entries: entries))
-        let answer = try await call("PutEvents", body: Array(body))
+        let answer = try await call("PutEvents", body: PutEventsInput(entries: entries).jsonBytes)
         guard let output = try? JSONDecoder().decode(PutEventsOutput.self, from: Data(answer)), output.entries.count == entries.count else {
             throw AWSServiceError(
                 status: 200, body: Array(#"{"__type":"InvalidResponse","message":"PutEvents answered without one result per entry"}"#.utf8),

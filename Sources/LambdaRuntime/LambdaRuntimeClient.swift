@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import WireFormat
 
 /// The Lambda Runtime API's paths and headers, in one place.
 public enum LambdaConsts {
@@ -58,6 +59,16 @@ public struct LambdaErrorReport: Sendable, Encodable {
     public init(errorType: String, errorMessage: String) {
         self.errorType = errorType
         self.errorMessage = errorMessage
+    }
+
+    /// The report as the Runtime API takes it (written by WireFormat's ``JSONWriter``).
+    public var jsonBytes: [UInt8] {
+        var writer = JSONWriter(reservingCapacity: 64 + errorMessage.utf8.count)
+        writer.beginObject()
+        writer.field("errorType", errorType)
+        writer.field("errorMessage", errorMessage)
+        writer.endObject()
+        return writer.bytes
     }
 }
 
@@ -144,11 +155,11 @@ public final class HTTPLambdaRuntimeClient: LambdaRuntimeClient {
     }
 
     public func sendError(requestID: String, error: LambdaErrorReport) async throws {
-        try await post(LambdaConsts.error(requestID), body: Array(try JSONEncoder().encode(error)), errorType: error.errorType)
+        try await post(LambdaConsts.error(requestID), body: error.jsonBytes, errorType: error.errorType)
     }
 
     public func sendInitError(_ error: LambdaErrorReport) async throws {
-        try await post(LambdaConsts.initError, body: Array(try JSONEncoder().encode(error)), errorType: error.errorType)
+        try await post(LambdaConsts.initError, body: error.jsonBytes, errorType: error.errorType)
     }
 
     private func post(_ path: String, body: [UInt8], errorType: String?) async throws {

@@ -2,6 +2,7 @@ import AWSClient
 import Foundation
 import Logging
 import OnboardingCore
+import WireFormat
 
 /// The table's layout, the one place that states it (the SAM template must say the same).
 public enum DynamoDBTable {

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import WireFormat
 
 /// A webhook signing secret in the Standard Webhooks format, `whsec_<base64>`: the base64 text
 /// is the HMAC key (the spec asks for 24 to 64 random bytes).
@@ -23,7 +24,7 @@ public struct WebhookSecret: Sendable, CustomStringConvertible, CustomDebugStrin
         guard text.hasPrefix(Self.prefix) else {
             throw WebhookSecretError(description: "a webhook secret must have the form whsec_<base64> (Standard Webhooks)")
         }
-        guard let bytes = Data(base64Encoded: String(text.dropFirst(Self.prefix.count))) else {
+        guard let bytes = Base64.decode(text.dropFirst(Self.prefix.count), alphabet: .standard) else {
             throw WebhookSecretError(description: "a webhook secret must be whsec_ followed by base64 (the text after whsec_ is not base64)")
         }
         guard (Self.minimumKeyBytes...Self.maximumKeyBytes).contains(bytes.count) else {
@@ -38,7 +39,7 @@ public struct WebhookSecret: Sendable, CustomStringConvertible, CustomDebugStrin
     /// A new random secret of 32 bytes (for `onboard` to suggest, and for tests).
     public static func generate() -> (secret: WebhookSecret, text: String) {
         let key = SymmetricKey(size: .bits256)
-        let text = prefix + key.withUnsafeBytes { Data($0).base64EncodedString() }
+        let text = prefix + key.withUnsafeBytes { Base64.encode($0) }
         // A generated key is always 32 bytes of base64: well-formed.
         return (try! WebhookSecret(text), text)
     }
@@ -66,7 +67,7 @@ public enum StandardWebhooks {
         var mac = HMAC<SHA256>(key: secret.key)
         mac.update(data: Array("\(id).\(timestamp).".utf8))
         mac.update(data: Array(body))
-        return "v1," + Data(mac.finalize()).base64EncodedString()
+        return "v1," + Base64.encode(Array(mac.finalize()))
     }
 
     /// ``signature(id:timestamp:body:secret:)`` of a text body (its UTF-8 bytes).
@@ -80,7 +81,7 @@ public enum StandardWebhooks {
     public static func verify(signatureHeader: String, id: String, timestamp: Int, body: some Collection<UInt8>, secret: WebhookSecret) -> Bool {
         let signed = Array("\(id).\(timestamp).".utf8) + Array(body)
         return signatureHeader.split(separator: " ").contains { candidate in
-            guard candidate.hasPrefix("v1,"), let given = Data(base64Encoded: String(candidate.dropFirst(3))) else { return false }
+            guard candidate.hasPrefix("v1,"), let given = Base64.decode(candidate.dropFirst(3), alphabet: .standard) else { return false }
             return HMAC<SHA256>.isValidAuthenticationCode(given, authenticating: signed, using: secret.key)
         }
     }

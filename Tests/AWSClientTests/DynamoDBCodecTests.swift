@@ -2,6 +2,7 @@
 import RequestBudget
 import Foundation
 import Testing
+import WireFormat
 
 @Suite("DynamoDB JSON: attribute values, expressions, errors")
 struct DynamoDBCodecTests {

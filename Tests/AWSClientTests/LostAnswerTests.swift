@@ -13,6 +13,7 @@ import OnboardingDynamoDB
 import OnboardingHTTP
 import Synchronization
 import Testing
+import WireFormat
 
 /// The DynamoDB path under the faults a real client meets, injected by a proxy between our client
 /// and moto (`scripts/dynamodb_fault_proxy.py`): answers lost after the write happened, 500s after

@@ -1,6 +1,8 @@
 // The request shapes written with JSONWriter. Each stays Encodable too: a test checks that both
 // encodings say the same, so the fast one cannot drift from the declared shape.
 
+import WireFormat
+
 extension DynamoDBValue {
     public func write(to writer: inout JSONWriter) {
         writer.beginObject()
@@ -66,31 +68,6 @@ extension JSONWriter {
         field("ExpressionAttributeNames", names)
         field("ExpressionAttributeValues", values)
         field("ReturnValuesOnConditionCheckFailure", returnOnFailure)
-    }
-}
-
-/// Standard base64 without Foundation's Data round trip.
-enum Base64 {
-    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
-
-    static func encode(_ bytes: [UInt8]) -> String {
-        var output: [UInt8] = []
-        output.reserveCapacity((bytes.count + 2) / 3 * 4)
-        var index = 0
-        while index + 2 < bytes.count {
-            let chunk = UInt32(bytes[index]) << 16 | UInt32(bytes[index + 1]) << 8 | UInt32(bytes[index + 2])
-            for shift in [18, 12, 6, 0] { output.append(alphabet[Int((chunk >> UInt32(shift)) & 0x3F)]) }
-            index += 3
-        }
-        let rest = bytes.count - index
-        if rest > 0 {
-            let chunk = UInt32(bytes[index]) << 16 | (rest == 2 ? UInt32(bytes[index + 1]) << 8 : 0)
-            output.append(alphabet[Int((chunk >> 18) & 0x3F)])
-            output.append(alphabet[Int((chunk >> 12) & 0x3F)])
-            output.append(rest == 2 ? alphabet[Int((chunk >> 6) & 0x3F)] : UInt8(ascii: "="))
-            output.append(UInt8(ascii: "="))
-        }
-        return String(decoding: output, as: UTF8.self)
     }
 }
 

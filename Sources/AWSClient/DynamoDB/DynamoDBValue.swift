@@ -1,4 +1,5 @@
 import Foundation
+import WireFormat
 
 /// A DynamoDB attribute value in the JSON protocol's typed form (`{"S": "x"}`, `{"N": "1"}`, …).
 public indirect enum DynamoDBValue: Sendable, Hashable, Codable {
@@ -42,22 +43,22 @@ public indirect enum DynamoDBValue: Sendable, Hashable, Codable {
         switch self {
         case .s(let value): try container.encode(value, forKey: .s)
         case .n(let value): try container.encode(value, forKey: .n)
-        case .b(let value): try container.encode(Data(value).base64EncodedString(), forKey: .b)
+        case .b(let value): try container.encode(Base64.encode(value), forKey: .b)
         case .bool(let value): try container.encode(value, forKey: .bool)
         case .null: try container.encode(true, forKey: .null)
         case .l(let value): try container.encode(value, forKey: .l)
         case .m(let value): try container.encode(value, forKey: .m)
         case .ss(let value): try container.encode(value, forKey: .ss)
         case .ns(let value): try container.encode(value, forKey: .ns)
-        case .bs(let value): try container.encode(value.map { Data($0).base64EncodedString() }, forKey: .bs)
+        case .bs(let value): try container.encode(value.map { Base64.encode($0) }, forKey: .bs)
         }
     }
 
     private static func bytes(_ base64: String, _ decoder: any Decoder) throws -> [UInt8] {
-        guard let data = Data(base64Encoded: base64) else {
+        guard let bytes = Base64.decode(base64, alphabet: .standard) else {
             throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "binary attribute is not base64"))
         }
-        return Array(data)
+        return bytes
     }
 }
 

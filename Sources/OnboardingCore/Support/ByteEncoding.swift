@@ -1,10 +1,10 @@
-import Foundation
+import WireFormat
 
 /// Hex and base64url without Foundation's formatting: `String(format:)` per byte and three
 /// `replacingOccurrences` passes cost more than the hashing they surround, on every API-key check.
+/// base64url is WireFormat's ``Base64`` (the project's one codec) in its url alphabet.
 public enum ByteEncoding {
     private static let hexDigits = Array("0123456789abcdef".utf8)
-    private static let base64URLAlphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
 
     /// Lower-case hex, two digits per byte.
     public static func hex(_ bytes: some Sequence<UInt8>) -> String {
@@ -19,38 +19,12 @@ public enum ByteEncoding {
 
     /// base64url (RFC 4648 §5) without padding.
     public static func base64URL(_ bytes: some Collection<UInt8>) -> String {
-        let input = Array(bytes)
-        var output: [UInt8] = []
-        output.reserveCapacity((input.count * 4 + 2) / 3)
-        var index = 0
-        while index + 2 < input.count {
-            let chunk = UInt32(input[index]) << 16 | UInt32(input[index + 1]) << 8 | UInt32(input[index + 2])
-            output.append(base64URLAlphabet[Int(chunk >> 18 & 63)])
-            output.append(base64URLAlphabet[Int(chunk >> 12 & 63)])
-            output.append(base64URLAlphabet[Int(chunk >> 6 & 63)])
-            output.append(base64URLAlphabet[Int(chunk & 63)])
-            index += 3
-        }
-        let rest = input.count - index
-        if rest == 1 {
-            let chunk = UInt32(input[index]) << 16
-            output.append(base64URLAlphabet[Int(chunk >> 18 & 63)])
-            output.append(base64URLAlphabet[Int(chunk >> 12 & 63)])
-        } else if rest == 2 {
-            let chunk = UInt32(input[index]) << 16 | UInt32(input[index + 1]) << 8
-            output.append(base64URLAlphabet[Int(chunk >> 18 & 63)])
-            output.append(base64URLAlphabet[Int(chunk >> 12 & 63)])
-            output.append(base64URLAlphabet[Int(chunk >> 6 & 63)])
-        }
-        return String(decoding: output, as: UTF8.self)
+        Base64.encode(bytes, alphabet: .url)
     }
 
-    /// The bytes of base64url text, padded or not (the standard alphabet's `+` and `/` are read
-    /// too); `nil` for anything else.
+    /// The bytes of base64url text, padded or not; `nil` for anything else.
     public static func base64URLDecoded(_ text: some StringProtocol) -> [UInt8]? {
-        var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
-        return Data(base64Encoded: base64).map { Array($0) }
+        Base64.decode(text, alphabet: .url)
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import WireFormat
 
 /// The body of `POST /onboard` before validation.
 public struct OnboardingRequest: Sendable, Hashable {
@@ -202,33 +203,16 @@ enum ListCursor {
     static let maxLength = 512
 
     static func encode(_ key: String) -> String {
-        ByteEncoding.base64URL(Array(key.utf8))
+        Base64.encode(key.utf8, alphabet: .url)
     }
 
     static func decode(_ cursor: String) throws(OnboardingError) -> String {
-        var bits: UInt32 = 0
-        var bitCount = 0
-        var bytes: [UInt8] = []
-        guard (1...maxLength).contains(cursor.utf8.count) else { throw invalid }
-        for byte in cursor.utf8 {
-            let value: UInt8
-            switch byte {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"): value = byte - UInt8(ascii: "A")
-            case UInt8(ascii: "a")...UInt8(ascii: "z"): value = byte - UInt8(ascii: "a") + 26
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): value = byte - UInt8(ascii: "0") + 52
-            case UInt8(ascii: "-"): value = 62
-            case UInt8(ascii: "_"): value = 63
-            default: throw invalid
-            }
-            bits = bits << 6 | UInt32(value)
-            bitCount += 6
-            if bitCount >= 8 {
-                bitCount -= 8
-                bytes.append(UInt8(truncatingIfNeeded: bits >> UInt32(bitCount)))
-            }
+        // Lenient: every length decodes, leftover bits (fewer than 8) are padding.
+        guard (1...maxLength).contains(cursor.utf8.count), let bytes = Base64.decode(cursor, alphabet: .url, lenient: true) else {
+            throw invalid
         }
-        // Leftover bits (fewer than 8) are padding; bytes that are not UTF-8 are repaired, which
-        // can make the text longer (one byte becomes the three of U+FFFD).
+        // Bytes that are not UTF-8 are repaired, which can make the text longer (one byte becomes
+        // the three of U+FFFD).
         let key = String(decoding: bytes, as: UTF8.self)
         guard key.utf8.count > StoreRules.maxSortKeyBytes else { return key }
         var cut = ""

@@ -1,5 +1,6 @@
 import AWSClient
 import OnboardingCore
+import WireFormat
 
 /// Counting a table's items without the event outbox (`_outbox#0` … `_outbox#f`): the
 /// dispatcher deletes an outbox item once its event is delivered, whenever that is, so a count

@@ -1,11 +1,19 @@
-/// A small, fast JSON writer for request bodies (Foundation's `JSONEncoder` cost more than the
-/// whole rest of a DynamoDB request's preparation).
+/// The project's one JSON writer: request bodies to AWS, response bodies, stored documents, log
+/// lines and CLI output all come out of it (``JSONCodec`` writes its values through it).
+///
+/// It appends to a byte array and never goes through Foundation (`JSONEncoder` cost more than the
+/// whole rest of a DynamoDB request's preparation). The caller writes a well-formed sequence
+/// (`beginObject`, `key`, value, …, `endObject`); commas are placed for it. Strings are escaped
+/// as RFC 8259 requires (the quote, the backslash and the control characters; `\n`, `\t` and the
+/// other short forms where JSON has them) and otherwise copied as UTF-8.
 public struct JSONWriter: Sendable {
+    /// The text written so far (UTF-8).
     public private(set) var bytes: [UInt8] = []
     private var needsComma = false
 
-    public init() {
-        bytes.reserveCapacity(512)
+    /// A writer whose buffer first holds `capacity` bytes (it grows as needed).
+    public init(reservingCapacity capacity: Int = 512) {
+        bytes.reserveCapacity(capacity)
     }
 
     public mutating func beginObject() {
@@ -50,9 +58,23 @@ public struct JSONWriter: Sendable {
         needsComma = true
     }
 
+    public mutating func null() {
+        separateValue()
+        bytes.append(contentsOf: "null".utf8)
+        needsComma = true
+    }
+
     public mutating func int(_ value: Int) {
         separateValue()
         bytes.append(contentsOf: String(value).utf8)
+        needsComma = true
+    }
+
+    /// A number given as its JSON text (`-12.5e3`), written as it is: the caller vouches for its
+    /// syntax (``JSONCodec`` keeps number text exactly as parsed or made).
+    public mutating func number(_ text: String) {
+        separateValue()
+        bytes.append(contentsOf: text.utf8)
         needsComma = true
     }
 
@@ -103,10 +125,16 @@ public struct JSONWriter: Sendable {
             bytes.append(UInt8(ascii: "\""))
             return
         }
+        // Multi-byte UTF-8 sequences never contain bytes below 0x80: copying byte by byte is safe.
         for byte in text.utf8 {
             switch byte {
             case UInt8(ascii: "\""): bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
             case UInt8(ascii: "\\"): bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
+            case 0x0A: bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
+            case 0x0D: bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
+            case 0x09: bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
+            case 0x08: bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "b")])
+            case 0x0C: bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "f")])
             case 0x00..<0x20:
                 bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0")])
                 bytes.append(Self.hexDigits[Int(byte >> 4)])
@@ -115,19 +143,5 @@ public struct JSONWriter: Sendable {
             }
         }
         bytes.append(UInt8(ascii: "\""))
-    }
-}
-
-/// A request body the JSON protocol sends.
-public protocol JSONWritable: Sendable {
-    func write(to writer: inout JSONWriter)
-}
-
-extension JSONWritable {
-    /// The body's bytes.
-    public var jsonBytes: [UInt8] {
-        var writer = JSONWriter()
-        write(to: &writer)
-        return writer.bytes
     }
 }
