@@ -32,9 +32,14 @@ corpus=$scratch/json-corpus
 seeds=Fuzz/json-corpus
 
 # A scratch path of its own: the sanitizer flags would otherwise rebuild all of .build.
-swift build -c "$FUZZ_CONFIG" --product onboard-fuzz-json --scratch-path "$scratch" \
-    -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING 2>&1 \
-    | grep -v "Cannot export local symbol" | grep -E "error|warning:|Compiling|Build" || true
+# (ld.gold warns "Cannot export local symbol" for ASan's symbols: harmless, left out.)
+mkdir -p "$scratch"
+if ! swift build -c "$FUZZ_CONFIG" --product onboard-fuzz-json --scratch-path "$scratch" \
+    -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING >"$scratch/fuzz-build.log" 2>&1; then
+    grep -v "Cannot export local symbol" "$scratch/fuzz-build.log" | grep -E "error" >&2 || true
+    echo "fuzz.sh: the fuzzer did not build (log: $scratch/fuzz-build.log)" >&2
+    exit 1
+fi
 binary="$scratch/$FUZZ_CONFIG/onboard-fuzz-json"
 [[ -x "$binary" ]] || { echo "fuzz.sh: the fuzzer did not build ($binary missing)" >&2; exit 1; }
 
