@@ -2,7 +2,6 @@ import Hummingbird
 import Logging
 import NIOCore
 import OnboardingCore
-import Synchronization
 
 /// `GET /health` and `GET /openapi.yaml`.
 struct SystemController: Sendable {
@@ -49,33 +48,29 @@ public enum OpenAPIDocument {
     public static var bytes: [UInt8] { PackageResources.openapi_yaml }
 }
 
-/// The store check of `GET /health`, run at most once per `maxAge`: probes (or a flood of
-/// them) never put more than one query per second on the store, and the answer is never older
-/// than that.
+/// The store check of `GET /health`, run at most once per `maxAge` (the answer is never older
+/// than that), and single-flight: when the answer is due, one check runs and every probe that
+/// arrives meanwhile awaits it, so a flood of probes puts one query per `maxAge` on the store.
 final class CachedStoreCheck: Sendable {
     private let store: any TenantStore
-    private let maxAge: Duration
-    private let last = Mutex<(checkedAt: ContinuousClock.Instant, healthy: Bool)?>(nil)
+    private let cache: SingleFlightCache<Bool>
 
     init(store: any TenantStore, maxAge: Duration = .seconds(1)) {
         self.store = store
-        self.maxAge = maxAge
+        self.cache = SingleFlightCache(maxAge: maxAge)
     }
 
     func isHealthy(logger: Logger) async -> Bool {
-        let now = ContinuousClock.now
-        if let cached = last.withLock({ $0 }), now - cached.checkedAt < maxAge {
-            return cached.healthy
-        }
-        let healthy: Bool
-        do {
-            try await store.checkHealth()
-            healthy = true
-        } catch {
-            logger.error("health check: store unavailable", metadata: ["error": "\(error)"])
-            healthy = false
-        }
-        last.withLock { $0 = (now, healthy) }
-        return healthy
+        let store = store
+        // The check never throws: an unavailable store is an answer (`false`), kept like `true`.
+        return (try? await cache.value {
+            do {
+                try await store.checkHealth()
+                return true
+            } catch {
+                logger.error("health check: store unavailable", metadata: ["error": "\(error)"])
+                return false
+            }
+        }) ?? false
     }
 }
