@@ -29,11 +29,24 @@ struct OIDCOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Accepted token_use: id, access, id,access or any (ONBOARD_OIDC_TOKEN_USE; default id,access).", valueName: "uses"))
     var oidcTokenUse: String?
 
+    @Option(help: ArgumentHelp(
+        "Signing keys older than this are refetched in the background, still used meanwhile (ONBOARD_OIDC_JWKS_MAX_AGE; default 3600s).",
+        valueName: "duration"
+    ))
+    var oidcJwksMaxAge: String?
+
+    @Option(help: ArgumentHelp(
+        "How long past the maximum age keys stay trusted while refetches fail; then JWTs are refused until a fetch succeeds (ONBOARD_OIDC_JWKS_GRACE; default 3600s).",
+        valueName: "duration"
+    ))
+    var oidcJwksGrace: String?
+
     var flags: [String: String] {
         [
             Setting.oidcIssuer.key: oidcIssuer, Setting.oidcJWKSURL.key: oidcJwksUrl, Setting.oidcClientIDs.key: oidcClientIds,
             Setting.oidcTenantClaim.key: oidcTenantClaim, Setting.oidcAdminGroupClaim.key: oidcAdminGroupClaim,
             Setting.oidcAdminGroup.key: oidcAdminGroup, Setting.oidcTokenUse.key: oidcTokenUse,
+            Setting.oidcJWKSMaxAge.key: oidcJwksMaxAge, Setting.oidcJWKSGrace.key: oidcJwksGrace,
         ].compactMapValues { $0 }
     }
 }

@@ -4,10 +4,17 @@ import JWTKit
 import Logging
 import NIOCore
 import NIOHTTP1
+import OnboardingCore
 
 /// The issuer's signing keys: fetched on first use, cached, fetched again when a token names an
 /// unknown `kid` (key rotation) or the keys are older than the maximum age, but never more often
 /// than the rate limit allows; concurrent fetches are one fetch.
+///
+/// Stale-while-revalidate: keys older than the maximum age are still used while the refetch runs
+/// in the background (a slow or hanging issuer stalls no request whose key is known). When
+/// refetches keep failing, the keys stop being trusted once they are older than the maximum age
+/// plus the grace period: then only a successful fetch lets JWTs in again. Only a token naming an
+/// unknown `kid` (or arriving when no set is trusted) waits for a fetch.
 actor JWKSCache {
     /// A key of the set, ready to verify with.
     struct Key: Sendable {
@@ -50,6 +57,7 @@ actor JWKSCache {
     private let minimumRefetchInterval: TimeInterval
     private let failedFetchRetryInterval: TimeInterval
     private let maximumKeyAge: TimeInterval
+    private let gracePeriod: TimeInterval
     private let logger: Logger
     private let fetch: @Sendable () async throws -> [UInt8]
 
@@ -63,12 +71,14 @@ actor JWKSCache {
         minimumRefetchInterval: Duration,
         failedFetchRetryInterval: Duration,
         maximumKeyAge: Duration,
+        gracePeriod: Duration,
         logger: Logger,
         fetch: @escaping @Sendable () async throws -> [UInt8]
     ) {
         self.minimumRefetchInterval = Self.seconds(minimumRefetchInterval)
         self.failedFetchRetryInterval = Self.seconds(failedFetchRetryInterval)
         self.maximumKeyAge = Self.seconds(maximumKeyAge)
+        self.gracePeriod = Self.seconds(gracePeriod)
         self.logger = logger
         self.fetch = fetch
     }
@@ -77,22 +87,35 @@ actor JWKSCache {
         Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 
-    /// The key named `kid`, fetching the set first when it is not known (or the set is old) and
-    /// the rate limit allows.
+    /// The key named `kid`. A known key of a set younger than the maximum age is returned at once;
+    /// one of an older set still trusted (within the grace period) too, while a refetch starts in
+    /// the background when the rate limit allows. An unknown `kid`, or a set no longer trusted,
+    /// waits for a fetch (the one running, or a new one when the rate limit allows).
     func key(for kid: String, now: Date) async throws(LookupError) -> Key {
-        if let current, let key = current.keys[kid], now.timeIntervalSince(current.fetchedAt) < maximumKeyAge {
-            return key
+        if let current, let key = current.keys[kid] {
+            let age = now.timeIntervalSince(current.fetchedAt)
+            if age < maximumKeyAge { return key }
+            if age < maximumKeyAge + gracePeriod {
+                _ = startFetch(now: now)
+                return key
+            }
         }
         if let inFlight {
             await inFlight.value
-        } else if mayFetch(now: now) {
-            let task = Task { await self.refresh(now: now) }
-            inFlight = task
+        } else if let task = startFetch(now: now) {
             await task.value
         }
-        guard let current else { throw .unavailable }
+        guard let current, now.timeIntervalSince(current.fetchedAt) < maximumKeyAge + gracePeriod else { throw .unavailable }
         guard let key = current.keys[kid] else { throw .unknownKey }
         return key
+    }
+
+    /// Starts a fetch unless one is running or the rate limit forbids it; the fetch started.
+    private func startFetch(now: Date) -> Task<Void, Never>? {
+        guard inFlight == nil, mayFetch(now: now) else { return nil }
+        let task = Task { await self.refresh(now: now) }
+        inFlight = task
+        return task
     }
 
     private func mayFetch(now: Date) -> Bool {
@@ -113,9 +136,15 @@ actor JWKSCache {
             logger.debug("JWKS fetched", metadata: ["keys": "\(keys.count)"])
         } catch {
             lastAttempt = (now, true)
+            // Cached keys are trusted until the maximum age plus the grace period; after that
+            // (or for a key not cached) JWTs are refused until a fetch succeeds.
+            let trustedUntil = current.map { $0.fetchedAt.addingTimeInterval(maximumKeyAge + gracePeriod) }
             logger.error(
-                "cannot fetch the OIDC issuer's JWKS; JWTs whose key is not cached are refused",
-                metadata: ["error": "\(error)", "cachedKeys": "\(current?.keys.count ?? 0)"]
+                "cannot fetch the OIDC issuer's JWKS; JWTs whose key is not cached (or no longer trusted) are refused",
+                metadata: [
+                    "error": "\(error)", "cachedKeys": "\(current?.keys.count ?? 0)",
+                    "cachedKeysTrustedUntil": "\(trustedUntil.map { Timestamp.format($0) } ?? "-")",
+                ]
             )
         }
     }

@@ -16,14 +16,16 @@ import OnboardingCore
 /// 1. the header's `alg` is in the allow-list (RS256, ES256; never `none` or HMAC), before any key
 ///    is looked at; the header names a `kid`;
 /// 2. the `kid` is a key of the JWKS (fetched on first use, refetched for an unknown `kid` at most
-///    once per ``Configuration/minimumRefetchInterval``), of the type `alg` needs;
+///    once per ``Configuration/minimumRefetchInterval``, refreshed in the background once older
+///    than ``Configuration/maximumKeyAge``, no longer trusted after ``Configuration/keyGracePeriod``
+///    more without a successful fetch), of the type `alg` needs;
 /// 3. the signature (jwt-kit);
 /// 4. `iss` is exactly the issuer; `token_use` is allowed; the ID token's `aud` or the access
 ///    token's `client_id` is a configured client id; `exp` (required), `nbf` and `iat` hold with
 ///    ``Configuration/clockSkew`` of leeway;
 /// 5. the claims name a principal (the admin group, or a tenant id).
 ///
-/// When the JWKS cannot be fetched and no key for the token is cached, the request is answered
+/// When the JWKS cannot be fetched and no trusted key for the token is cached, the request is answered
 /// `401` too (fail closed; the outage is logged at `error`): every route documents `401` for a
 /// credential that cannot be accepted, and the client's remedy (retry later) is in the detail.
 public final class JWTVerifier: CredentialVerifier {
@@ -49,8 +51,11 @@ public final class JWTVerifier: CredentialVerifier {
         /// After a failed fetch, the next attempt waits this long.
         public var failedFetchRetryInterval: Duration
         /// Keys older than this are refetched (at the same rate limit) so removed keys stop being
-        /// trusted; if the refetch fails the known keys are kept.
+        /// trusted; meanwhile the known keys are still used (a slow issuer stalls no request).
         public var maximumKeyAge: Duration
+        /// How long past ``maximumKeyAge`` the known keys are still trusted while refetches fail;
+        /// after that JWTs are refused (`401`, "try again later") until a fetch succeeds.
+        public var keyGracePeriod: Duration
 
         /// The algorithms this verifier can accept at all.
         public static let supportedAlgorithms: Set<String> = ["RS256", "ES256"]
@@ -69,7 +74,8 @@ public final class JWTVerifier: CredentialVerifier {
             algorithms: Set<String> = Configuration.supportedAlgorithms,
             minimumRefetchInterval: Duration = .seconds(30),
             failedFetchRetryInterval: Duration = .seconds(5),
-            maximumKeyAge: Duration = .seconds(3600)
+            maximumKeyAge: Duration = Configuration.defaultMaximumKeyAge,
+            keyGracePeriod: Duration = Configuration.defaultKeyGracePeriod
         ) {
             self.issuer = issuer
             self.jwksURL = jwksURL ?? Self.defaultJWKSURL(issuer: issuer)
@@ -81,7 +87,13 @@ public final class JWTVerifier: CredentialVerifier {
             self.minimumRefetchInterval = minimumRefetchInterval
             self.failedFetchRetryInterval = failedFetchRetryInterval
             self.maximumKeyAge = maximumKeyAge
+            self.keyGracePeriod = keyGracePeriod
         }
+
+        /// One hour.
+        public static let defaultMaximumKeyAge: Duration = .seconds(3600)
+        /// One hour: without a successful fetch, keys are trusted for two hours at most.
+        public static let defaultKeyGracePeriod: Duration = .seconds(3600)
 
         /// The issuer's JWKS by the OIDC convention: `<issuer>/.well-known/jwks.json`.
         public static func defaultJWKSURL(issuer: String) -> String {
@@ -120,6 +132,7 @@ public final class JWTVerifier: CredentialVerifier {
             minimumRefetchInterval: configuration.minimumRefetchInterval,
             failedFetchRetryInterval: configuration.failedFetchRetryInterval,
             maximumKeyAge: configuration.maximumKeyAge,
+            gracePeriod: configuration.keyGracePeriod,
             logger: logger,
             fetch: { try await JWKSCache.download(url, httpClient: httpClient) }
         )
