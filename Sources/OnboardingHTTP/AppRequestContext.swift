@@ -16,31 +16,35 @@ public struct AppRequestContext: AuthRequestContext, RequestContext {
     public var requestID: String
 
     /// Claims an authorizer in front of the service already verified (API Gateway with a
-    /// Cognito authorizer); empty when there is none.
-    public var authorizerClaims: [String: String]
+    /// Cognito or JWT authorizer); empty when there is none.
+    public var authorizerClaims: AuthorizerClaims
 
     /// The address of the peer that sent the request (a proxy's, behind one); rate limiting
     /// derives the client's address from it (see ``ClientAddress``).
     public var peerAddress: String?
     /// The client's address as the rate limits see it (``ClientAddress``), once resolved.
     public var clientAddress: String?
+    /// Whether ``peerAddress`` is the connection's peer (the HTTP server; perhaps a proxy that
+    /// sends `X-Forwarded-For`) rather than a client API Gateway already named (Lambda).
+    public var peerIsConnection = true
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
         self.identity = nil
         self.requestID = ""
-        self.authorizerClaims = [:]
+        self.authorizerClaims = .none
         self.peerAddress = source.channel.remoteAddress?.ipAddress
     }
 
     /// A context for a request that did not come through the HTTP server (an API Gateway event
     /// in Lambda).
-    public init(logger: Logger, authorizerClaims: [String: String], peerAddress: String? = nil) {
+    public init(logger: Logger, authorizerClaims: AuthorizerClaims = .none, peerAddress: String? = nil) {
         self.coreContext = .init(source: LoggerSource(logger: logger))
         self.identity = nil
         self.requestID = ""
         self.authorizerClaims = authorizerClaims
         self.peerAddress = peerAddress
+        self.peerIsConnection = false
     }
 
     private struct LoggerSource: RequestContextSource {

@@ -445,7 +445,7 @@ private struct ClaimsFromHeader: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
         if let text = request.headers[Self.header], case .map(let claims)? = try? JSONCodec.parse(text) {
-            context.authorizerClaims = claims.compactMapValues(\.stringValue)
+            context.authorizerClaims = AuthorizerClaims(format: .restAPI, strings: claims.compactMapValues(\.stringValue))
         }
         return try await next(request, context)
     }

@@ -328,13 +328,26 @@ struct JWTAuthTests {
         #expect(mapping.outcome(groups: [], tenant: tenant.uppercased()) == .principal(.tenant(TenantID(tenant)!)))
         #expect(mapping.outcome(groups: ["administrators"], tenant: nil) == .none)
         #expect(mapping.outcome(groups: [], tenant: "not-a-uuid") == .invalidTenant)
-        #expect(mapping.outcome(authorizerClaims: ["cognito:groups": "[support admin]"]) == .principal(.admin))
-        #expect(mapping.outcome(authorizerClaims: ["cognito:groups": "support", "custom:tenantId": tenant]) == .principal(.tenant(TenantID(tenant)!)))
-        #expect(mapping.outcome(authorizerClaims: ["sub": "u"]) == .none)
+        let cognito = "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_abc"
+        func rest(_ strings: [String: String], lists: [String: [String]] = [:]) -> AuthorizerClaims {
+            AuthorizerClaims(format: .restAPI, strings: strings, lists: lists)
+        }
+        func http(_ strings: [String: String]) -> AuthorizerClaims { AuthorizerClaims(format: .httpAPI, strings: strings) }
+        #expect(mapping.outcome(authorizerClaims: http(["cognito:groups": "[support admin]", "iss": cognito])) == .principal(.admin))
+        #expect(mapping.outcome(authorizerClaims: http(["cognito:groups": "[support admin]"])) == .none)
+        #expect(mapping.outcome(authorizerClaims: http(["cognito:groups": "[x,admin support]", "iss": cognito])) == .none)
+        #expect(mapping.outcome(authorizerClaims: rest(["cognito:groups": "admin"])) == .principal(.admin))
+        #expect(mapping.outcome(authorizerClaims: rest(["cognito:groups": "x,admin"])) == .none)
+        #expect(mapping.outcome(authorizerClaims: rest([:], lists: ["cognito:groups": ["x", "admin"]])) == .principal(.admin))
+        #expect(mapping.outcome(authorizerClaims: rest([:], lists: ["cognito:groups": ["x,admin"]])) == .none)
+        #expect(mapping.outcome(authorizerClaims: rest(["cognito:groups": "support", "custom:tenantId": tenant])) == .principal(.tenant(TenantID(tenant)!)))
+        #expect(mapping.outcome(authorizerClaims: rest(["cognito:groups": "x,admin", "custom:tenantId": tenant])) == .principal(.tenant(TenantID(tenant)!)))
+        #expect(mapping.outcome(authorizerClaims: rest(["sub": "u"])) == .none)
 
         let custom = ClaimMapping(tenantClaim: "tid", groupsClaim: "roles", adminGroup: "ops")
-        #expect(custom.outcome(authorizerClaims: ["roles": "ops,dev"]) == .principal(.admin))
-        #expect(custom.outcome(authorizerClaims: ["cognito:groups": "admin"]) == .none)
-        #expect(custom.outcome(authorizerClaims: ["tid": tenant]) == .principal(.tenant(TenantID(tenant)!)))
+        #expect(custom.outcome(authorizerClaims: rest(["roles": "ops"])) == .principal(.admin))
+        #expect(custom.outcome(authorizerClaims: rest(["roles": "ops,dev"])) == .none)
+        #expect(custom.outcome(authorizerClaims: rest(["cognito:groups": "admin"])) == .none)
+        #expect(custom.outcome(authorizerClaims: rest(["tid": tenant])) == .principal(.tenant(TenantID(tenant)!)))
     }
 }
