@@ -293,14 +293,16 @@ extension EventsConfiguration {
                 return client
             }
             if let arn = snsTopicARN, let topic = SNSTopicARN(arn) {
+                let endpoint = try OpenedStore.endpointURL(environment, service: "SNS")
                 let client = try await awsClient(topic.region)
-                let sns = SNS(client: client, endpoint: environment.endpointURL(serviceVariable: "SNS"))
+                let sns = SNS(client: client, endpoint: endpoint)
                 sinks.append(SNSSink(sns: sns, topicArn: arn, logger: logger))
                 described.append("SNS \(arn) at \(sns.endpoint)")
             }
             if let name = eventBridgeBus, let bus = EventBridgeBus(name) {
+                let endpoint = try OpenedStore.endpointURL(environment, service: "EVENTBRIDGE")
                 let client = try await awsClient(bus.region)
-                let events = EventBridge(client: client, endpoint: environment.endpointURL(serviceVariable: "EVENTBRIDGE"))
+                let events = EventBridge(client: client, endpoint: endpoint)
                 sinks.append(EventBridgeSink(events: events, busName: name, logger: logger))
                 described.append("EventBridge bus \(name) at \(events.endpoint) (\(client.region))")
             }

@@ -74,9 +74,21 @@ public struct OpenedStore: Sendable {
     /// (environment, files) need no network; the other sources make their first request now and
     /// are refreshed before they expire.
     public static func dynamoDBClient(_ configuration: StoreConfiguration, environment: AWSEnvironment, logger: Logger) async throws -> DynamoDB {
+        // The endpoint first: a refused one stops the start before a client is made.
+        let endpoint = try configuration.dynamoDBEndpoint ?? endpointURL(environment, service: "DYNAMODB")
         let client = try await awsClient(region: configuration.region, environment: environment, logger: logger)
-        let endpoint = configuration.dynamoDBEndpoint ?? environment.endpointURL(serviceVariable: "DYNAMODB")
         return DynamoDB(client: client, endpoint: endpoint)
+    }
+
+    /// `AWS_ENDPOINT_URL_<service>`, else `AWS_ENDPOINT_URL` (``AWSEnvironment/endpointURL(serviceVariable:)``).
+    /// - Throws: ``ConfigurationError`` naming the variable whose URL is refused (plain `http://`
+    ///   to a host that is not loopback).
+    public static func endpointURL(_ environment: AWSEnvironment, service: String) throws(ConfigurationError) -> String? {
+        do {
+            return try environment.endpointURL(serviceVariable: service)
+        } catch {
+            throw ConfigurationError(description: error.message)
+        }
     }
 
     /// An AWS client for `region` (else the environment's region) signing with the SDKs' credential

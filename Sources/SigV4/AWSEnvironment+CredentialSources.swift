@@ -27,7 +27,7 @@ extension AWSEnvironment {
         switch (nonEmpty("AWS_WEB_IDENTITY_TOKEN_FILE"), nonEmpty("AWS_ROLE_ARN")) {
         case (let tokenFile?, let roleARN?):
             return WebIdentitySettings(
-                tokenFile: tokenFile, roleARN: roleARN, sessionName: nonEmpty("AWS_ROLE_SESSION_NAME"), stsEndpoint: endpointURL(serviceVariable: "STS")
+                tokenFile: tokenFile, roleARN: roleARN, sessionName: nonEmpty("AWS_ROLE_SESSION_NAME"), stsEndpoint: try endpointURL(serviceVariable: "STS")
             )
         case (nil, nil):
             return nil

@@ -78,14 +78,7 @@ public struct AWSEnvironment: Sendable {
         return try Self.iniSection(profile == "default" ? "default" : "profile \(profile)", inFile: configFile)?["region"]
     }
 
-    /// The endpoint the SDKs would use for a service: `AWS_ENDPOINT_URL_<SERVICE>`, then
-    /// `AWS_ENDPOINT_URL` (both ignored when `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true`); `nil`
-    /// means the service's public endpoint.
-    /// - Parameter serviceVariable: the service's part of the variable name (`DYNAMODB`, `SNS`, `EVENTBRIDGE`).
-    public func endpointURL(serviceVariable: String) -> String? {
-        guard variables["AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"]?.lowercased() != "true" else { return nil }
-        return nonEmpty("AWS_ENDPOINT_URL_\(serviceVariable)") ?? nonEmpty("AWS_ENDPOINT_URL")
-    }
+    // endpointURL(serviceVariable:): AWSEnvironment+Endpoints.swift.
 
     func nonEmpty(_ name: String) -> String? {
         guard let value = variables[name]?.trimmingCharacters(in: .whitespaces), !value.isEmpty else { return nil }

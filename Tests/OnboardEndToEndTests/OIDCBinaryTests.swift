@@ -20,6 +20,11 @@ struct OIDCBinaryTests {
         (["--oidc-admin-group", "a,b"], [:], "--oidc-admin-group"),
         (["--oidc-client-ids", "client"], [:], "--oidc-client-ids"),  // no issuer
         ([], ["ONBOARD_OIDC_JWKS_URL": "https://example.com/jwks.json"], "ONBOARD_OIDC_JWKS_URL"),  // no issuer
+        // Plain http:// only to this machine.
+        (["--oidc-issuer", "http://idp.example.com/pool", "--oidc-client-ids", "c"], [:], "--oidc-issuer"),
+        ([], ["ONBOARD_OIDC_ISSUER": "http://10.0.0.7/pool", "ONBOARD_OIDC_CLIENT_IDS": "c"], "ONBOARD_OIDC_ISSUER"),
+        (["--oidc-issuer", issuer, "--oidc-client-ids", "c", "--oidc-jwks-url", "http://keys.example.com/jwks.json"], [:], "--oidc-jwks-url"),
+        (["--oidc-issuer", issuer, "--oidc-client-ids", "c", "--oidc-jwks-url", "http://127.0.0.1.example.com/jwks"], [:], "--oidc-jwks-url"),
     ])
     func invalidSettings(arguments: [String], environment: [String: String], named: String) async throws {
         let folder = try temporaryFolder()

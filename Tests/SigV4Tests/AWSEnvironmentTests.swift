@@ -81,14 +81,47 @@ struct AWSEnvironmentTests {
     }
 
     @Test("endpoints: the service's variable, then the general one, unless ignored")
-    func endpoints() {
+    func endpoints() throws {
         let both = AWSEnvironment(variables: ["AWS_ENDPOINT_URL_DYNAMODB": "http://127.0.0.1:5000", "AWS_ENDPOINT_URL": "http://127.0.0.1:4566"], homeDirectory: "/nonexistent")
-        #expect(both.endpointURL(serviceVariable: "DYNAMODB") == "http://127.0.0.1:5000")
-        #expect(both.endpointURL(serviceVariable: "SNS") == "http://127.0.0.1:4566")
+        #expect(try both.endpointURL(serviceVariable: "DYNAMODB") == "http://127.0.0.1:5000")
+        #expect(try both.endpointURL(serviceVariable: "SNS") == "http://127.0.0.1:4566")
         let ignored = AWSEnvironment(
             variables: ["AWS_ENDPOINT_URL": "http://127.0.0.1:4566", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS": "true"], homeDirectory: "/nonexistent"
         )
-        #expect(ignored.endpointURL(serviceVariable: "DYNAMODB") == nil)
+        #expect(try ignored.endpointURL(serviceVariable: "DYNAMODB") == nil)
+    }
+
+    @Test("endpoints: https:// anywhere; http:// only to loopback (127.0.0.0/8, ::1, localhost); the error names the variable")
+    func endpointSchemes() throws {
+        let accepted = [
+            "https://dynamodb.eu-west-1.amazonaws.com", "https://10.0.0.5:8443", "http://127.0.0.1:5000", "http://127.8.9.10",
+            "http://localhost:4566", "HTTP://LOCALHOST:4566", "http://[::1]:5000", "http://[0:0:0:0:0:0:0:1]/",
+        ]
+        for url in accepted {
+            for variable in ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB"] {
+                let environment = AWSEnvironment(variables: [variable: url], homeDirectory: "/nonexistent")
+                #expect(try environment.endpointURL(serviceVariable: "DYNAMODB") == url, "\(variable)=\(url)")
+            }
+        }
+        let refused = [
+            "http://dynamodb.eu-west-1.amazonaws.com", "http://10.0.0.5:8000", "http://128.0.0.1", "http://127.0.0.1.example.com",
+            "http://localhost.example.com", "http://[::2]:5000", "http://[::ffff:8.8.8.8]", "ftp://127.0.0.1", "127.0.0.1:5000", "http://",
+        ]
+        for url in refused {
+            for (variable, service) in [("AWS_ENDPOINT_URL", "SNS"), ("AWS_ENDPOINT_URL_SNS", "SNS"), ("AWS_ENDPOINT_URL_EVENTBRIDGE", "EVENTBRIDGE"),
+                ("AWS_ENDPOINT_URL_STS", "STS"), ("AWS_ENDPOINT_URL_DYNAMODB", "DYNAMODB")]
+            {
+                let environment = AWSEnvironment(variables: [variable: url], homeDirectory: "/nonexistent")
+                let error = #expect(throws: AWSConfigurationError.self, "\(variable)=\(url)") { try environment.endpointURL(serviceVariable: service) }
+                #expect(error?.message.contains(variable) == true, "\(error?.message ?? "")")
+            }
+        }
+        // Web identity refuses a plain-http STS endpoint too (its answer is the role's credentials).
+        let webIdentity = AWSEnvironment(
+            variables: ["AWS_WEB_IDENTITY_TOKEN_FILE": "/t", "AWS_ROLE_ARN": "arn:aws:iam::1:role/r", "AWS_ENDPOINT_URL_STS": "http://sts.example.com"],
+            homeDirectory: "/nonexistent"
+        )
+        #expect(throws: AWSConfigurationError.self) { try webIdentity.webIdentity() }
     }
 
     @Test("web identity: both variables or none; STS from AWS_ENDPOINT_URL_STS, then AWS_ENDPOINT_URL")
