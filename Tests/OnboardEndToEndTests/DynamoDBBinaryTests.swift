@@ -31,7 +31,7 @@ struct DynamoDBBinaryTests {
         let first = try OnboardProcess(["serve", "--port", "0", "--store", "dynamodb", "--table", table, "--rate-limits", "off"], environment: environment)
         let base = try await first.waitUntilListening()
         #expect(first.stdout.lines.contains("store: DynamoDB table \(table) at \(moto.endpoint) (us-east-1)"))
-        let token = String(try #require(first.stdout.lines.first { $0.hasPrefix("admin token: onb_admin_") }).dropFirst("admin token: ".count))
+        let token = try await first.generatedAdminToken()
         let ids: [String] = try await HTTP.with(base) { http in
             var ids: [String] = []
             for index in 0..<20 {

@@ -16,7 +16,7 @@ struct KeyUsageBinaryTests {
 
         let first = try OnboardProcess(["serve", "--port", "0", "--database", database, "--rate-limits", "off"])
         let base = try await first.waitUntilListening()
-        let token = String(try #require(first.stdout.lines.first { $0.hasPrefix("admin token: onb_admin_") }).dropFirst("admin token: ".count))
+        let token = try await first.generatedAdminToken()
         let id: String = try await HTTP.with(base) { http in
             let reply = try await http.onboard(name: "Shutdown", phone: "+14155550177")
             #expect(reply.status == 201)
@@ -86,7 +86,7 @@ struct TableIndexBinaryTests {
 
         let server = try OnboardProcess(["serve", "--port", "0", "--store", "dynamodb", "--table", table], environment: environment)
         let base = try await server.waitUntilListening()
-        let token = String(try #require(server.stdout.lines.first { $0.hasPrefix("admin token: onb_admin_") }).dropFirst("admin token: ".count))
+        let token = try await server.generatedAdminToken()
         try await HTTP.with(base) { http in
             let reply = try await http.onboard(name: "After The Index", phone: "+14155550124")
             #expect(reply.status == 201)

@@ -21,8 +21,10 @@ struct OnboardBinaryTests {
         let base = try await first.waitUntilListening()
         #expect(base.hasPrefix("http://127.0.0.1:"))
         #expect(first.stdout.lines.contains("database: \(database)"))
-        let tokenLine = try #require(first.stdout.lines.first { $0.hasPrefix("admin token: onb_admin_") })
-        let token = String(tokenLine.dropFirst("admin token: ".count))
+        let token = try await first.generatedAdminToken()
+        #expect(!first.stdout.text.contains(token), "the token never goes to standard output, the log stream")
+        #expect(first.stdout.lines.contains { $0.hasPrefix("admin token: generated on this first start") })
+        #expect(first.stderr.text.components(separatedBy: token).count == 2, "the token is on standard error once")
         #expect(token.count >= 40)
 
         let acknowledged: [(id: String, name: String)] = try await HTTP.with(base) { http in
@@ -47,6 +49,7 @@ struct OnboardBinaryTests {
         let second = try OnboardProcess(["serve", "--port", "0", "--database", database])
         let secondBase = try await second.waitUntilListening()
         #expect(!second.stdout.text.contains("onb_admin_"), "the token is shown only on the very first start")
+        #expect(!second.stderr.text.contains("onb_admin_"), "the token is shown only on the very first start")
         #expect(second.stdout.lines.contains { $0.hasPrefix("admin token: stored hashed") })
         try await HTTP.with(secondBase) { http in
             for (id, name) in acknowledged {
@@ -67,7 +70,7 @@ struct OnboardBinaryTests {
     func logs() async throws {
         let folder = try temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
-        let adminToken = "e2e-admin-token-abcdefghijklmnop"
+        let adminToken = "e2e-admin-token-k3Qz9vLw2Xr8TmN4"
         let server = try OnboardProcess(
             ["serve", "--port", "0", "--log-level", "debug"],
             environment: ["ONBOARD_DATABASE": folder.appendingPathComponent("db.sqlite").path, "ONBOARD_ADMIN_TOKEN": adminToken]
@@ -105,6 +108,10 @@ struct OnboardBinaryTests {
         ([], ["ONBOARD_LOG_LEVEL": "verbose"], "ONBOARD_LOG_LEVEL"),
         (["--admin-token", "short"], [:], "--admin-token"),
         ([], ["ONBOARD_ADMIN_TOKEN": "has spaces in it but is long enough"], "ONBOARD_ADMIN_TOKEN"),
+        (["--admin-token", String(repeating: "x", count: 40)], [:], "--admin-token"),
+        ([], ["ONBOARD_ADMIN_TOKEN": "password-password-password-password"], "ONBOARD_ADMIN_TOKEN"),
+        ([], ["ONBOARD_ADMIN_TOKEN": "e2e-admin-token-abcdefghijklmnop"], "ONBOARD_ADMIN_TOKEN"),
+        (["--dynamodb-endpoint", "http://dynamodb.example.com:8000"], [:], "--dynamodb-endpoint"),
         (["--database", "/nonexistent-dir/x/onboarding.sqlite"], [:], "database"),
         (["--host", ""], [:], "--host"),
     ])
@@ -161,7 +168,7 @@ struct OnboardBinaryTests {
         let database = folder.appendingPathComponent("db.sqlite").path
         let server = try OnboardProcess(["serve", "--port", "0", "--database", database])
         let base = try await server.waitUntilListening()
-        let oldToken = try #require(server.stdout.lines.first { $0.hasPrefix("admin token: onb_admin_") }).dropFirst("admin token: ".count)
+        let oldToken = try await server.generatedAdminToken()
 
         let rotate = try OnboardProcess(["admin-token", "rotate", "--database", database])
         #expect(try await rotate.waitForExit() == 0)
@@ -192,7 +199,7 @@ struct OnboardBinaryTests {
         )
         let closedBase = try await closed.waitUntilListening()
         #expect(closed.stdout.lines.contains("onboarding: admin only"))
-        let token = String(try #require(closed.stdout.lines.first { $0.hasPrefix("admin token: onb_admin_") }).dropFirst("admin token: ".count))
+        let token = try await closed.generatedAdminToken()
         try await HTTP.with(closedBase) { http in
             #expect(try await http.onboard(name: "Anonymous", phone: "+3312345678").status == 401)
             let byAdmin = try await http.send(

@@ -96,6 +96,20 @@ final class OnboardProcess: Sendable {
         throw ProcessError(description: "onboard did not start listening; stdout: \(stdout.text) stderr: \(stderr.text)")
     }
 
+    /// The admin token a first start generated: the line `admin token: onb_admin_…` it writes to
+    /// standard error (never to standard output, the log stream), waited for up to `timeout`.
+    func generatedAdminToken(timeout: Duration = .seconds(30)) async throws -> String {
+        let prefix = "admin token: onb_admin_"
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let line = stderr.lines.first(where: { $0.hasPrefix(prefix) }) {
+                return String(line.dropFirst("admin token: ".count))
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw ProcessError(description: "no generated admin token on standard error; stdout: \(stdout.text) stderr: \(stderr.text)")
+    }
+
     /// A crash: SIGKILL, no chance to flush or close anything.
     func kill() async throws {
         process.kill()
