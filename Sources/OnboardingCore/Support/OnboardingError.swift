@@ -25,6 +25,9 @@ public struct OnboardingError: Error, Sendable, Hashable, CustomStringConvertibl
         public static let conflict = Code(rawValue: "conflict")
         /// A unique id could not be allocated (id collisions kept happening).
         public static let idExhausted = Code(rawValue: "id_exhausted")
+        /// A client's document is larger as stored than the store accepts (its numbers written
+        /// out in full): nothing was stored.
+        public static let storedTooLarge = Code(rawValue: "stored_too_large")
     }
 
     public let code: Code
@@ -52,6 +55,16 @@ public struct OnboardingError: Error, Sendable, Hashable, CustomStringConvertibl
             .preconditionFailed,
             exists ? "the resource \(ref.type)/\(ref.resourceId) is not in the state the request's If-Match/If-None-Match expects"
                 : "the resource \(ref.type)/\(ref.resourceId) does not exist, and If-Match requires it"
+        )
+    }
+
+    /// A document of `bytes` bytes as stored, over the `limit`.
+    public static func storedTooLarge(bytes: Int, limit: Int) -> OnboardingError {
+        OnboardingError(
+            .storedTooLarge,
+            "The document takes \(bytes) bytes as stored, more than the limit of \(limit) bytes (\(limit / 1024) KiB). "
+                + "Numbers are stored written out in full, without exponent (1e125 takes 126 digits), so a body within the "
+                + "request size limit can be too large once stored: send fewer or shorter numbers, or split the document"
         )
     }
 

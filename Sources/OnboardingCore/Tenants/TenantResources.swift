@@ -350,49 +350,98 @@ public struct TenantResources: Sendable {
 
     /// The document in the form every store keeps (numbers canonical), or every reason it cannot
     /// be stored, each with the JSON Pointer of the offending value.
+    /// - Throws: ``ValidationError``; ``OnboardingError`` `.storedTooLarge` when the document, as
+    ///   stored, exceeds ``maxDocumentBytes``.
     static func validated(_ document: AttributeValue) throws -> AttributeValue {
+        var work = 0
+        return try validated(document, work: &work)
+    }
+
+    /// ``validated(_:)``, adding to `work` the steps it takes: one per value visited plus the
+    /// bytes it reads, copies or writes (numbers canonicalised, the document serialised to
+    /// measure it). A test checks that this grows linearly with the document.
+    static func validated(_ document: AttributeValue, work: inout Int) throws -> AttributeValue {
         var errors: [FieldError] = []
         guard case .map = document else {
             throw ValidationError([FieldError(field: "", code: .wrongType, detail: "a resource is a JSON object, not \(document.typeDescription)")])
         }
-        let result = canonical(document, pointer: "", depth: 0, errors: &errors)
+        var path: [PathComponent] = []
+        let result = canonical(document, path: &path, errors: &errors, work: &work)
         guard errors.isEmpty else { throw ValidationError(Array(errors.prefix(20))) }
+        // The size as stored: canonical numbers are written out in full (`1e125` is 126 digits),
+        // so a body within the 64 KiB request limit can be far larger once stored, and every
+        // read and listing page would return it at that size.
+        let stored = JSONCodec.serializeBytes(result).count
+        work += stored
+        guard stored <= maxDocumentBytes else { throw OnboardingError.storedTooLarge(bytes: stored, limit: maxDocumentBytes) }
         return result
     }
 
-    private static func canonical(_ value: AttributeValue, pointer: String, depth: Int, errors: inout [FieldError]) -> AttributeValue {
+    /// A step of the path to a value: an array index or an object member's name. The path is kept
+    /// as a stack and spelled as a JSON Pointer only for an error, so a long member name is not
+    /// copied into the pointer of every value below it (that was quadratic).
+    private enum PathComponent {
+        case index(Int)
+        case name(String)
+    }
+
+    /// The JSON Pointer of `path`, without its leading `/` (as ``FieldError/field`` holds it).
+    private static func pointer(_ path: [PathComponent]) -> String {
+        path.map { component in
+            switch component {
+            case .index(let index): String(index)
+            case .name(let name): name.replacingOccurrences(of: "~", with: "~0").replacingOccurrences(of: "/", with: "~1")
+            }
+        }.joined(separator: "/")
+    }
+
+    private static func canonical(
+        _ value: AttributeValue, path: inout [PathComponent], errors: inout [FieldError], work: inout Int
+    ) -> AttributeValue {
+        work += 1
+        // Past 20 errors none is reported: spelling more pointers would only cost time.
+        func fail(_ code: FieldError.Code, _ detail: String) {
+            if errors.count < 20 { errors.append(FieldError(field: pointer(path), code: code, detail: detail)) }
+        }
         switch value {
         case .number(let text):
-            guard let number = StoreRules.canonicalNumber(text) else {
-                errors.append(FieldError(
-                    field: String(pointer.dropFirst()), code: .invalidFormat,
-                    detail: "numbers have at most 38 significant digits and a magnitude from 1e-130 to below 1e126"
-                ))
+            guard let number = StoreRules.canonicalNumber(text, work: &work) else {
+                fail(.invalidFormat, "numbers have at most 38 significant digits and a magnitude from 1e-130 to below 1e126")
                 return value
             }
             return .number(number)
         case .string, .bool, .null:
             return value
         case .list(let elements):
-            guard depth < maxDepth else {
-                errors.append(FieldError(field: String(pointer.dropFirst()), code: .invalidFormat, detail: "documents nest at most \(maxDepth) levels of arrays and objects"))
+            guard path.count < maxDepth else {
+                fail(.invalidFormat, "documents nest at most \(maxDepth) levels of arrays and objects")
                 return value
             }
-            return .list(elements.enumerated().map { canonical($1, pointer: pointer + "/\($0)", depth: depth + 1, errors: &errors) })
+            var result: [AttributeValue] = []
+            result.reserveCapacity(elements.count)
+            for (index, element) in elements.enumerated() {
+                path.append(.index(index))
+                result.append(canonical(element, path: &path, errors: &errors, work: &work))
+                path.removeLast()
+            }
+            return .list(result)
         case .map(let members):
-            guard depth < maxDepth else {
-                errors.append(FieldError(field: String(pointer.dropFirst()), code: .invalidFormat, detail: "documents nest at most \(maxDepth) levels of arrays and objects"))
+            guard path.count < maxDepth else {
+                fail(.invalidFormat, "documents nest at most \(maxDepth) levels of arrays and objects")
                 return value
             }
             var result: [String: AttributeValue] = [:]
+            result.reserveCapacity(members.count)
             for (name, member) in members {
-                let escaped = name.replacingOccurrences(of: "~", with: "~0").replacingOccurrences(of: "/", with: "~1")
+                path.append(.name(name))
+                defer { path.removeLast() }
                 // DynamoDB refuses empty attribute names, nested ones included.
                 guard !name.isEmpty else {
-                    errors.append(FieldError(field: String((pointer + "/" + escaped).dropFirst()), code: .empty, detail: "object member names must not be empty"))
+                    fail(.empty, "object member names must not be empty")
                     continue
                 }
-                result[name] = canonical(member, pointer: pointer + "/" + escaped, depth: depth + 1, errors: &errors)
+                work += name.utf8.count  // hashed into the result
+                result[name] = canonical(member, path: &path, errors: &errors, work: &work)
             }
             return .map(result)
         }
