@@ -102,15 +102,17 @@ public func routeTable(_ dependencies: AppDependencies) -> [Route] {
 
 /// The one router: the HTTP server and the tests (and later the Lambda function) serve it.
 ///
-/// Middleware, outermost first: request id → request log → problem+json → request budget →
-/// failed-credential limit → authentication → change context (the events' actor and request id) →
-/// rate limits → tenant status gate (suspended: 403); then each route checks its ``Access`` before
-/// its handler runs.
+/// Middleware, outermost first: request id → request log → rate-limit headers → problem+json →
+/// request budget → failed-credential limit → authentication → change context (the events'
+/// actor and request id) → rate limits → tenant status gate (suspended: 403); then each route
+/// checks its ``Access`` before its handler runs.
 public func buildRouter(_ dependencies: AppDependencies) -> Router<AppRequestContext> {
     let router = Router(context: AppRequestContext.self, options: [.autoGenerateHeadEndpoints])
     router.add(middleware: RequestIDMiddleware())
     router.add(middleware: RequestLogMiddleware())
     let routes = routeTable(dependencies)
+    // Outside the problems, so that errors leave with the limits' RateLimit-* headers too.
+    if dependencies.rateLimiter != nil { router.add(middleware: RateLimitHeadersMiddleware()) }
     router.add(middleware: ProblemMiddleware(knownPaths: KnownPaths(routes)))
     router.add(middleware: RequestBudgetMiddleware(deadline: dependencies.requestDeadline))
     if let limiter = dependencies.rateLimiter { router.add(middleware: FailedAuthLimitMiddleware(limiter: limiter)) }

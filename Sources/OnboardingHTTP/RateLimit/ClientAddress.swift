@@ -94,6 +94,22 @@ public enum ClientAddress {
         return client
     }
 
+    /// The bucket an address is limited in: an IPv4 address on its own; an IPv6 address by its
+    /// network of `ipv6Prefix` bits (`2001:db8:1:2::/64` by default), since one subscriber gets a
+    /// whole /64 (RFC 6177) and could otherwise take a fresh bucket per address; anything that is
+    /// not an address as it is.
+    public static func bucket(_ address: String, ipv6Prefix: Int) -> String {
+        guard let bytes = IPNetwork.parseAddress(address) else { return address }
+        if bytes.count == 4 { return render(bytes) ?? address }
+        return IPNetwork(hex(bytes) + "/\(ipv6Prefix)")?.description ?? address
+    }
+
+    /// Whether `peer` is one of `trustedProxies`.
+    static func isTrusted(_ peer: String?, _ trustedProxies: [IPNetwork]) -> Bool {
+        guard let peer else { return false }
+        return trustedProxies.contains { $0.contains(peer) }
+    }
+
     private static func render(_ bytes: [UInt8]) -> String? {
         IPNetwork(bytes.count == 4 ? bytes.map(String.init).joined(separator: ".") : hex(bytes)).map(\.description)
     }

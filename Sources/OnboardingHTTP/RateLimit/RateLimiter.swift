@@ -51,10 +51,20 @@ public struct RateLimitPolicy: Sendable {
     public var anonymousPerAddress = RateLimit(perSecond: 20, burst: 50)
     /// `POST /onboard` per client address (public sign-up), on top of the other limits.
     public var onboardPerAddress = RateLimit(perSecond: 1, burst: 20)
-    /// Requests whose credentials were refused, per client address: slows down guessing.
-    public var failedAuthPerAddress = RateLimit(perSecond: 10.0 / 60, burst: 20)
+    /// Refused credentials per client address and claimed key id (``ClaimedCredential``): slows
+    /// down guessing one credential. Only refusals use it: a credential that verifies is never
+    /// refused, whatever the bucket holds; one that does not is answered `429` instead of `401`
+    /// once it is empty.
+    public var failedAuthPerCredential = RateLimit(perSecond: 10.0 / 60, burst: 20)
+    /// Refused credentials per client address, whatever key they claim: bounds the guessing (and
+    /// the buckets) of a client that makes up a new key id for every try. Like
+    /// ``failedAuthPerCredential``, it never refuses a credential that verifies.
+    public var failedAuthPerAddress = RateLimit(perSecond: 100.0 / 60, burst: 200)
     /// Proxies whose `X-Forwarded-For` is believed; without them the peer is the client.
     public var trustedProxies: [IPNetwork] = []
+    /// IPv6 clients share a bucket per network of this many bits (a subscriber usually holds a
+    /// whole /64); IPv4 clients have one per address. 128: one per IPv6 address.
+    public var ipv6Prefix = 64
 
     public init() {}
 }
@@ -88,6 +98,7 @@ public final class RateLimiter: Sendable {
 
     public let policy: RateLimitPolicy
     private let state = Mutex(State())
+    private let warnedAboutForwardedFor = Atomic(false)
     private let now: @Sendable () -> ContinuousClock.Instant
 
     /// Buckets kept before idle (full) ones are dropped.
@@ -128,6 +139,12 @@ public final class RateLimiter: Sendable {
         }
     }
 
+    /// `true` the first time only: the one warning about `X-Forwarded-For` from a peer that is
+    /// not a trusted proxy (one limiter per process: the server's).
+    func firstUntrustedForwardedFor() -> Bool {
+        warnedAboutForwardedFor.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged
+    }
+
     /// How many buckets are held (for tests of the pruning).
     var bucketCount: Int { state.withLock { $0.buckets.count } }
 
@@ -159,7 +176,8 @@ public final class RateLimiter: Sendable {
     /// The limit a key's bucket uses, from the key's kind.
     func limit(forKey key: String) -> RateLimit {
         if key.hasPrefix(Keys.onboard) { return policy.onboardPerAddress }
-        if key.hasPrefix(Keys.failedAuth) { return policy.failedAuthPerAddress }
+        if key.hasPrefix(Keys.failedAuth) { return policy.failedAuthPerCredential }
+        if key.hasPrefix(Keys.failedAuthAddress) { return policy.failedAuthPerAddress }
         if key.hasPrefix(Keys.anonymous) { return policy.anonymousPerAddress }
         return policy.perPrincipal
     }
@@ -169,6 +187,8 @@ public final class RateLimiter: Sendable {
         static let principal = "principal:"
         static let anonymous = "anonymous:"
         static let onboard = "onboard:"
+        /// `failed-auth:<address bucket> <claimed key id>`.
         static let failedAuth = "failed-auth:"
+        static let failedAuthAddress = "failed-auth-address:"
     }
 }
