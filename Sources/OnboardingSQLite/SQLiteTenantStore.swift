@@ -10,12 +10,18 @@ import OnboardingCore
 public final class SQLiteTenantStore: TenantStore {
     /// The database file's absolute path.
     public let path: String
-    private let pool: DatabasePool
+    /// Internal, not private: tests hold its writer queue to put writes in one batch.
+    let pool: DatabasePool
     private let committer: GroupCommitter
 
     /// Opens (creating if needed) the database file and applies pending migrations.
     /// - Throws: ``StoreError`` `.unavailable` when the file cannot be opened or migrated.
-    public init(path: String, logger: Logger = Logger(label: "onboard.sqlite")) throws {
+    public convenience init(path: String, logger: Logger = Logger(label: "onboard.sqlite")) throws {
+        try self.init(path: path, logger: logger, limits: GroupCommitter.Limits())
+    }
+
+    /// The same, with the group committer's limits of a test.
+    init(path: String, logger: Logger, limits: GroupCommitter.Limits) throws {
         self.path = URL(fileURLWithPath: path).standardizedFileURL.path
         var configuration = Configuration()
         configuration.label = "onboard"
@@ -29,7 +35,13 @@ public final class SQLiteTenantStore: TenantStore {
             // every commit. Group commit shares that fsync between all the writes of a batch,
             // which is what makes FULL affordable. Set on the pool's one writer connection, after
             // GRDB's own WAL set-up (which would otherwise reset it).
-            try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+            try pool.writeWithoutTransaction { db in
+                try db.execute(sql: "PRAGMA synchronous = FULL")
+                // The WAL file keeps the size it once grew to (a large transaction, a time when
+                // readers kept checkpoints from resetting it); past this it is cut back to it at
+                // the next reset. What keeps it from growing without bound is GroupCommitter's checkpoint.
+                try db.execute(sql: "PRAGMA journal_size_limit = \(Self.journalSizeLimit)")
+            }
             let migrator = Migrations.migrator
             let applied = try pool.read { db in try migrator.appliedIdentifiers(db) }
             try migrator.migrate(pool)
@@ -39,8 +51,14 @@ public final class SQLiteTenantStore: TenantStore {
         } catch let error as DatabaseError {
             throw StoreError(.unavailable, "cannot open the database \(self.path): \(error.message ?? "\(error.resultCode)")")
         }
-        committer = GroupCommitter(writer: pool)
+        committer = GroupCommitter(writer: pool, limits: limits)
     }
+
+    /// `PRAGMA journal_size_limit` of the writer: 16 MiB.
+    static let journalSizeLimit = 16 << 20
+
+    /// The group committer's batches, checkpoints and queued writes (for the tests).
+    var commitStatistics: GroupCommitter.Statistics { committer.statistics }
 
     public func get(_ key: ItemKey) async throws -> Item? {
         try StoreRules.validate(key)
