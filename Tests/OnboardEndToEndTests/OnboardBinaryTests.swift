@@ -154,7 +154,11 @@ struct OnboardBinaryTests {
         let first = try OnboardProcess(["serve", "--port", "0", "--database", folder.appendingPathComponent("a.sqlite").path])
         let base = try await first.waitUntilListening()
         let port = try #require(base.split(separator: ":").last.map(String.init))
-        let second = try OnboardProcess(["serve", "--port", port, "--database", folder.appendingPathComponent("b.sqlite").path])
+        // A configured token: a generated one would be on standard error too (it is stored before the bind fails).
+        let second = try OnboardProcess(
+            ["serve", "--port", port, "--database", folder.appendingPathComponent("b.sqlite").path],
+            environment: ["ONBOARD_ADMIN_TOKEN": "port-in-use-admin-token-Zq8Lw3Rk7Pv2Xn5T"]
+        )
         #expect(try await second.waitForExit() == 1)
         #expect(second.stderr.lines.count == 1)
         #expect(second.stderr.text.hasPrefix("onboard: error:"))
