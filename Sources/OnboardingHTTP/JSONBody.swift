@@ -16,7 +16,7 @@ enum JSONBody {
         let buffer = try await request.body.collect(upTo: context.maxUploadSize)
         let value: AttributeValue
         do {
-            value = try JSONCodec.parse(buffer.readableBytesView)
+            value = try JSONCodec.parseUntrusted(buffer.readableBytesView)
         } catch {
             throw Problem.malformedJSON(error)
         }

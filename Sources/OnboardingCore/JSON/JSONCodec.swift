@@ -1,3 +1,5 @@
+import WireFormat
+
 /// A strict JSON (RFC 8259) reader and writer for ``AttributeValue``.
 ///
 /// Foundation's decoders either stop at the first bad field or turn numbers into `Double`; this one
@@ -11,11 +13,33 @@ public enum JSONCodec {
     /// Parses one JSON text.
     /// - Throws: ``JSONSyntaxError`` with the byte offset of the problem.
     public static func parse(_ bytes: some Sequence<UInt8>) throws(JSONSyntaxError) -> AttributeValue {
+        var work = 0
+        return try parse(bytes, streamSafe: false, work: &work)
+    }
+
+    /// The most combining characters in a row a string of ``parseUntrusted(_:)`` may hold: the
+    /// limit of Unicode's Stream-Safe Text Format (UAX #15), which no real text reaches.
+    public static let maxCombiningRun = 30
+
+    /// Parses a client's JSON text (a request body): as ``parse(_:)-(Sequence<UInt8>)``, and every
+    /// string, member names included, must be in Unicode's stream-safe form (at most
+    /// ``maxCombiningRun`` combining characters in a row). Swift compares and hashes strings by
+    /// canonical equivalence, which sorts each run of combining characters: a run of 30,000 took
+    /// seconds for every dictionary insert or comparison of the string; capped, it is linear.
+    public static func parseUntrusted(_ bytes: some Sequence<UInt8>) throws(JSONSyntaxError) -> AttributeValue {
+        var work = 0
+        return try parse(bytes, streamSafe: true, work: &work)
+    }
+
+    /// The parser with its options, adding to `work` the bytes it scanned, copied and hashed (a
+    /// test checks that this grows linearly with the input, without timing anything).
+    static func parse(_ bytes: some Sequence<UInt8>, streamSafe: Bool, work: inout Int) throws(JSONSyntaxError) -> AttributeValue {
         let buffer = Array(bytes)
         guard String(validating: buffer, as: UTF8.self) != nil else {
             throw JSONSyntaxError(message: "the body is not valid UTF-8", offset: 0)
         }
-        var parser = Parser(bytes: buffer)
+        var parser = Parser(bytes: buffer, streamSafe: streamSafe)
+        defer { work += buffer.count + parser.work }
         return try parser.parseDocument()
     }
 
@@ -29,67 +53,36 @@ public enum JSONCodec {
         String(decoding: serializeBytes(value), as: UTF8.self)
     }
 
-    /// Serialises a value as compact UTF-8 JSON bytes (what response bodies and the store use).
+    /// Serialises a value as compact UTF-8 JSON bytes (what response bodies and the store use),
+    /// through WireFormat's ``JSONWriter`` (the project's one JSON writer).
     public static func serializeBytes(_ value: AttributeValue) -> [UInt8] {
-        var output: [UInt8] = []
-        output.reserveCapacity(256)
-        write(value, to: &output)
-        return output
+        var writer = JSONWriter(reservingCapacity: 256)
+        write(value, to: &writer)
+        return writer.bytes
     }
 
-    private static func write(_ value: AttributeValue, to output: inout [UInt8]) {
+    /// Writes a value into a writer (as a member's value, an element, or the whole text).
+    public static func write(_ value: AttributeValue, to writer: inout JSONWriter) {
         switch value {
-        case .string(let string): writeString(string, to: &output)
-        case .number(let text): output.append(contentsOf: text.utf8)
-        case .bool(let flag): output.append(contentsOf: flag ? "true".utf8 : "false".utf8)
-        case .null: output.append(contentsOf: "null".utf8)
+        case .string(let string): writer.string(string)
+        case .number(let text): writer.number(text)
+        case .bool(let flag): writer.bool(flag)
+        case .null: writer.null()
         case .list(let elements):
-            output.append(UInt8(ascii: "["))
-            for (index, element) in elements.enumerated() {
-                if index > 0 { output.append(UInt8(ascii: ",")) }
-                write(element, to: &output)
-            }
-            output.append(UInt8(ascii: "]"))
+            writer.beginArray()
+            for element in elements { write(element, to: &writer) }
+            writer.endArray()
         case .map(let members):
-            output.append(UInt8(ascii: "{"))
-            for (index, member) in members.sorted(by: { $0.key < $1.key }).enumerated() {
-                if index > 0 { output.append(UInt8(ascii: ",")) }
-                writeString(member.key, to: &output)
-                output.append(UInt8(ascii: ":"))
-                write(member.value, to: &output)
+            writer.beginObject()
+            // By UTF-8 bytes, as the stores order keys: Swift's `<` on strings orders by canonical
+            // equivalence, which is no total order on distinct byte strings (the fuzzer found
+            // {"é-":1,"é":2} with NFC and NFD é serialised in either order).
+            for member in members.sorted(by: { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }) {
+                writer.key(member.key)
+                write(member.value, to: &writer)
             }
-            output.append(UInt8(ascii: "}"))
+            writer.endObject()
         }
-    }
-
-    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
-
-    /// Copies UTF-8 bytes as they are (multi-byte sequences never contain bytes below 0x80), and
-    /// escapes only what RFC 8259 requires: the quote, the backslash and the control characters.
-    private static func writeString(_ string: String, to output: inout [UInt8]) {
-        output.append(UInt8(ascii: "\""))
-        if !string.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
-            output.append(contentsOf: string.utf8)  // the common case: nothing to escape
-            output.append(UInt8(ascii: "\""))
-            return
-        }
-        for byte in string.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""): output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
-            case UInt8(ascii: "\\"): output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
-            case 0x0A: output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
-            case 0x0D: output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
-            case 0x09: output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
-            case 0x08: output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "b")])
-            case 0x0C: output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "f")])
-            case 0x00..<0x20:
-                output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0")])
-                output.append(hexDigits[Int(byte >> 4)])
-                output.append(hexDigits[Int(byte & 0x0F)])
-            default: output.append(byte)
-            }
-        }
-        output.append(UInt8(ascii: "\""))
     }
 }
 
@@ -106,8 +99,16 @@ private struct Parser {
     let bytes: [UInt8]
     var index = 0
     var depth = 0
+    /// Whether strings must be stream-safe (``JSONCodec/parseUntrusted(_:)``).
+    let streamSafe: Bool
+    /// Bytes copied into strings and numbers, and hashed for duplicate keys (the scan itself is
+    /// `index`): every step costs at most a constant per input byte.
+    var work = 0
 
-    init(bytes: [UInt8]) { self.bytes = bytes }
+    init(bytes: [UInt8], streamSafe: Bool = false) {
+        self.bytes = bytes
+        self.streamSafe = streamSafe
+    }
 
     mutating func parseDocument() throws(JSONSyntaxError) -> AttributeValue {
         skipWhitespace()
@@ -178,8 +179,12 @@ private struct Parser {
             index += 1
             skipWhitespace()
             let value = try parseValue()
+            // Hashing the key reads it once (and, stream-safe, its normalisation is linear too).
+            work += index - keyOffset
             guard members.updateValue(value, forKey: key) == nil else {
-                throw JSONSyntaxError(message: "duplicate key \"\(key)\"", offset: keyOffset)
+                // The key is quoted at most 100 characters long: an error never echoes a whole body.
+                let quoted = key.unicodeScalars.count <= 100 ? key : String(String.UnicodeScalarView(key.unicodeScalars.prefix(100))) + "…"
+                throw JSONSyntaxError(message: "duplicate key \"\(quoted)\"", offset: keyOffset)
             }
             skipWhitespace()
             guard index < bytes.count else { throw error("unexpected end of JSON") }
@@ -223,12 +228,14 @@ private struct Parser {
     mutating func parseString() throws(JSONSyntaxError) -> String {
         index += 1  // opening quote
         var utf8: [UInt8] = []
+        var combiningRun = 0  // combining characters in a row so far (checked when streamSafe)
         while true {
             guard index < bytes.count else { throw error("unterminated string") }
             let byte = bytes[index]
             switch byte {
             case UInt8(ascii: "\""):
                 index += 1
+                work += 2 * utf8.count  // copied, then decoded into the String
                 // The input was validated as UTF-8 and escapes append whole scalars.
                 return String(decoding: utf8, as: UTF8.self)
             case UInt8(ascii: "\\"):
@@ -246,18 +253,60 @@ private struct Parser {
                 case UInt8(ascii: "r"): utf8.append(0x0D)
                 case UInt8(ascii: "t"): utf8.append(0x09)
                 case UInt8(ascii: "u"):
+                    let escapeOffset = index - 2
                     let scalar = try parseUnicodeEscape()
+                    if streamSafe { try countCombining(scalar, run: &combiningRun, offset: escapeOffset) }
                     UTF8.encode(scalar) { utf8.append($0) }
+                    continue
                 default:
                     index -= 1
                     throw error("invalid escape sequence")
                 }
+                combiningRun = 0  // every other escape is an ASCII character
             case 0x00..<0x20:
                 throw error("control character in a string (escape it)")
+            case 0x80...:
+                // A lead byte (the input is valid UTF-8): copy the whole scalar.
+                let length = byte >= 0xF0 ? 4 : byte >= 0xE0 ? 3 : 2
+                if streamSafe { try countCombining(decodeScalar(length), run: &combiningRun, offset: index) }
+                utf8.append(contentsOf: bytes[index..<(index + length)])
+                index += length
             default:
+                combiningRun = 0
                 utf8.append(byte)
                 index += 1
             }
+        }
+    }
+
+    /// The scalar of the `length`-byte UTF-8 sequence at `index` (already validated).
+    func decodeScalar(_ length: Int) -> Unicode.Scalar {
+        var value = UInt32(bytes[index]) & (length == 2 ? 0x1F : length == 3 ? 0x0F : 0x07)
+        for offset in 1..<length { value = value << 6 | (UInt32(bytes[index + offset]) & 0x3F) }
+        return Unicode.Scalar(value)!
+    }
+
+    /// Counts `scalar` into the run of combining characters (non-starters, UAX #15) it extends or
+    /// ends; a run longer than ``JSONCodec/maxCombiningRun`` is refused.
+    func countCombining(_ scalar: Unicode.Scalar, run: inout Int, offset: Int) throws(JSONSyntaxError) {
+        switch scalar.value {
+        case 0x0F73, 0x0F75, 0x0F81:
+            // Starters whose canonical decomposition is two non-starters.
+            run += 2
+        case 0x0344:
+            run += 2  // a non-starter decomposing into two
+        default:
+            if scalar.properties.canonicalCombiningClass == .notReordered {
+                run = 0
+                return
+            }
+            run += 1
+        }
+        guard run <= JSONCodec.maxCombiningRun else {
+            throw JSONSyntaxError(
+                message: "a string holds more than \(JSONCodec.maxCombiningRun) combining characters in a row (Unicode's stream-safe limit, UAX #15)",
+                offset: offset
+            )
         }
     }
 
@@ -318,6 +367,7 @@ private struct Parser {
             guard index < bytes.count, isDigit(bytes[index]) else { throw error("invalid number") }
             skipDigits()
         }
+        work += index - start
         return String(decoding: bytes[start..<index], as: UTF8.self)
     }
 

@@ -1,6 +1,7 @@
 import Hummingbird
 import Logging
 import NIOCore
+import NIOHTTP1
 import OnboardingCore
 
 /// The one place where errors become responses: every error thrown below it, whatever its
@@ -50,6 +51,10 @@ public struct ProblemMiddleware: RouterMiddleware {
             return Problem(.conflict, code: "conflict", title: "Conflict", detail: error.message)
         case let error as OnboardingError where error.code == .invalidCursor:
             return .invalidCursor()
+        case let error as OnboardingError where error.code == .storedTooLarge:
+            // 413, like a body over the request limit: the remedy is the same (send less), and a
+            // distinct code tells the two apart.
+            return Problem(.contentTooLarge, code: "stored-too-large", title: "Document too large as stored", detail: error.message)
         case let error as StoreError where error.code == .unavailable:
             context.logger.error("store unavailable", metadata: ["error": "\(error)"])
             return .storeUnavailable()
@@ -74,6 +79,11 @@ public struct ProblemMiddleware: RouterMiddleware {
                 context.logger.error("request failed", metadata: ["error": "\(error)"])
                 return .internalError()
             }
+        case let error as HTTPParserError:
+            // The body's framing broke after the head was read (a chunk size that is not hex, a
+            // chunk longer than its size, a Transfer-Encoding the parser refuses, a client gone
+            // mid-body): bad input, not a server failure. The parser's texts are fixed strings.
+            return .badRequest("The request body could not be read: \(error)")
         default:
             // Swift errors from the domain or a library: a bug or an outage, never bad input.
             context.logger.error("request failed", metadata: ["error": "\(String(reflecting: type(of: error))): \(error)"])
