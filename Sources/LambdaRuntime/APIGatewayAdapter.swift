@@ -4,6 +4,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import Synchronization
+import WireFormat
 
 /// What an API Gateway event says besides the HTTP request itself.
 public struct APIGatewayRequestInfo: Sendable {
@@ -19,8 +20,14 @@ public struct APIGatewayRequestInfo: Sendable {
     public let stage: String?
     /// API Gateway's request id.
     public let requestID: String?
-    /// Claims of a Cognito/JWT authorizer that already verified the caller (empty without one).
+    /// Claims of a Cognito/JWT authorizer that already verified the caller (empty without one),
+    /// every value but a JSON array as API Gateway passed it: a REST API Cognito authorizer (1.0)
+    /// passes each claim as a string, a list comma-joined (`a,b`); an HTTP API JWT authorizer
+    /// (2.0) passes a list as `[a b]`.
     public let claims: [String: String]
+    /// Claims that arrived as JSON arrays (a REST API JWT authorizer passes each claim with its
+    /// JSON type): their string elements, exactly. Such a claim is not in ``claims``.
+    public var claimLists: [String: [String]] = [:]
     /// The caller's address as API Gateway saw it (`requestContext.identity.sourceIp` in 1.0,
     /// `requestContext.http.sourceIp` in 2.0); clients cannot set it.
     public var sourceIP: String? = nil
@@ -92,8 +99,9 @@ public struct APIGatewayAdapter<Responder: HTTPResponder>: Sendable where Respon
             }
             let query = (event["rawQueryString"] as? String).flatMap { $0.isEmpty ? nil : $0 }
             let jwt = (context["authorizer"] as? [String: Any])?["jwt"] as? [String: Any]
+            let claims = claimValues(jwt?["claims"])
             let info = APIGatewayRequestInfo(
-                version: .v2, stage: stage, requestID: requestID, claims: claimStrings(jwt?["claims"]), sourceIP: http["sourceIp"] as? String
+                version: .v2, stage: stage, requestID: requestID, claims: claims.strings, claimLists: claims.lists, sourceIP: http["sourceIp"] as? String
             )
             return (try makeRequest(method: method, path: strip(stage: stage, from: rawPath), query: query, headers: headers, traceID: traceID, event: event), info)
         }
@@ -121,8 +129,9 @@ public struct APIGatewayAdapter<Responder: HTTPResponder>: Sendable where Respon
         }
         let query = queryItems.isEmpty ? nil : queryItems.map { "\(percentEncode($0.0))=\(percentEncode($0.1))" }.joined(separator: "&")
         let authorizer = context["authorizer"] as? [String: Any]
+        let claims = claimValues(authorizer?["claims"])
         let info = APIGatewayRequestInfo(
-            version: .v1, stage: stage, requestID: requestID, claims: claimStrings(authorizer?["claims"]),
+            version: .v1, stage: stage, requestID: requestID, claims: claims.strings, claimLists: claims.lists,
             sourceIP: (context["identity"] as? [String: Any])?["sourceIp"] as? String
         )
         return (try makeRequest(method: method, path: strip(stage: stage, from: path), query: query, headers: headers, traceID: traceID, event: event), info)
@@ -135,8 +144,8 @@ public struct APIGatewayAdapter<Responder: HTTPResponder>: Sendable where Respon
         var body: [UInt8] = []
         if let text = event["body"] as? String {
             if event["isBase64Encoded"] as? Bool == true {
-                guard let data = Data(base64Encoded: text) else { throw APIGatewayEventError("isBase64Encoded, but the body is not base64") }
-                body = Array(data)
+                guard let decoded = Base64.decode(text, alphabet: .standard) else { throw APIGatewayEventError("isBase64Encoded, but the body is not base64") }
+                body = decoded
             } else {
                 body = Array(text.utf8)
             }
@@ -161,17 +170,22 @@ public struct APIGatewayAdapter<Responder: HTTPResponder>: Sendable where Respon
         return path
     }
 
-    private static func claimStrings(_ value: Any?) -> [String: String] {
-        guard let claims = value as? [String: Any] else { return [:] }
-        var result: [String: String] = [:]
+    /// An authorizer's claims: strings (and other scalars, rendered) as passed, JSON arrays kept
+    /// as lists of their string elements. A list is never joined into a string: a joined
+    /// `["x,admin"]` would read as the groups `x` and `admin`.
+    private static func claimValues(_ value: Any?) -> (strings: [String: String], lists: [String: [String]]) {
+        guard let claims = value as? [String: Any] else { return ([:], [:]) }
+        var strings: [String: String] = [:]
+        var lists: [String: [String]] = [:]
         for (name, value) in claims {
             switch value {
-            case let text as String: result[name] = text
-            case let list as [Any]: result[name] = list.map { "\($0)" }.joined(separator: ",")
-            default: result[name] = "\(value)"
+            case let text as String: strings[name] = text
+            case let list as [Any]: lists[name] = list.compactMap { $0 as? String }
+            case is NSNull: continue
+            default: strings[name] = "\(value)"
             }
         }
-        return result
+        return (strings, lists)
     }
 
     private static func percentEncode(_ text: String) -> String {
@@ -189,14 +203,26 @@ public struct APIGatewayAdapter<Responder: HTTPResponder>: Sendable where Respon
         let contentType = response.headers[.contentType]?.lowercased() ?? ""
         let isText = bytes.isEmpty || contentType.hasPrefix("text/") || contentType.contains("json") || contentType.contains("yaml")
             || contentType.contains("xml")
-        let body = isText ? String(decoding: bytes, as: UTF8.self) : Data(bytes).base64EncodedString()
-        var object: [String: Any] = ["statusCode": Int(response.status.code), "body": body, "isBase64Encoded": !isText]
+        // WireFormat's JSONWriter, members in byte order (as JSONSerialization's .sortedKeys did).
+        var writer = JSONWriter(reservingCapacity: bytes.count + 256)
+        writer.beginObject()
+        writer.field("body", isText ? String(decoding: bytes, as: UTF8.self) : Base64.encode(bytes))
         switch version {
         case .v1:
             var multiValue: [String: [String]] = [:]
             for field in response.headers { multiValue[field.name.rawName, default: []].append(field.value) }
-            object["multiValueHeaders"] = multiValue
-            object["headers"] = multiValue.mapValues { $0.last ?? "" }
+            writer.key("headers")
+            writeObject(multiValue.mapValues { $0.last ?? "" }, to: &writer)
+            writer.field("isBase64Encoded", !isText)
+            writer.key("multiValueHeaders")
+            writer.beginObject()
+            for (name, values) in multiValue.sorted(by: { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }) {
+                writer.key(name)
+                writer.beginArray()
+                for value in values { writer.string(value) }
+                writer.endArray()
+            }
+            writer.endObject()
         case .v2:
             var headers: [String: String] = [:]
             var cookies: [String] = []
@@ -207,10 +233,29 @@ public struct APIGatewayAdapter<Responder: HTTPResponder>: Sendable where Respon
                     headers[field.name.rawName] = headers[field.name.rawName].map { "\($0),\(field.value)" } ?? field.value
                 }
             }
-            object["headers"] = headers
-            if !cookies.isEmpty { object["cookies"] = cookies }
+            if !cookies.isEmpty {
+                writer.key("cookies")
+                writer.beginArray()
+                for cookie in cookies { writer.string(cookie) }
+                writer.endArray()
+            }
+            writer.key("headers")
+            writeObject(headers, to: &writer)
+            writer.field("isBase64Encoded", !isText)
         }
-        return Array(try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]))
+        writer.field("statusCode", Int(response.status.code))
+        writer.endObject()
+        return writer.bytes
+    }
+
+    /// An object of strings, members in byte order.
+    private static func writeObject(_ members: [String: String], to writer: inout JSONWriter) {
+        writer.beginObject()
+        for (name, value) in members.sorted(by: { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }) {
+            writer.key(name)
+            writer.string(value)
+        }
+        writer.endObject()
     }
 }
 

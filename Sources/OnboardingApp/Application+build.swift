@@ -47,6 +47,9 @@ public struct AppOverrides: Sendable {
     /// Where the SNS and EventBridge sinks find credentials, region and endpoints; `nil`: the
     /// process environment.
     public var awsEnvironment: AWSEnvironment?
+    /// How often the stored admin token's hash is read again (``StoredAdminTokenVerifier``;
+    /// `nil`: its default, 5 s; tests: short, to see a rotation or a deletion at once).
+    public var adminTokenRefreshInterval: Duration?
 
     /// Every seam left `nil` (or `{ $0 }`) is what `serve` uses.
     public init(
@@ -59,7 +62,8 @@ public struct AppOverrides: Sendable {
         keyUsage: KeyUsageRecorder.Configuration? = nil,
         extraEventSinks: [any EventSink] = [],
         eventDispatcher: EventDispatcher.Configuration? = nil,
-        awsEnvironment: AWSEnvironment? = nil
+        awsEnvironment: AWSEnvironment? = nil,
+        adminTokenRefreshInterval: Duration? = nil
     ) {
         self.store = store
         self.wrapStore = wrapStore
@@ -71,6 +75,7 @@ public struct AppOverrides: Sendable {
         self.extraEventSinks = extraEventSinks
         self.eventDispatcher = eventDispatcher
         self.awsEnvironment = awsEnvironment
+        self.adminTokenRefreshInterval = adminTokenRefreshInterval
     }
 }
 
@@ -126,7 +131,9 @@ public func buildApplication(
     } else if runtime == .server {
         do {
             let admin = try await AdminTokenRecord.prepare(store: store, configuredToken: nil, clock: clock)
-            adminVerifier = StoredAdminTokenVerifier(store: store, credential: admin.credential)
+            adminVerifier = StoredAdminTokenVerifier(
+                store: store, credential: admin.credential, refreshInterval: overrides.adminTokenRefreshInterval ?? .seconds(5)
+            )
             generatedAdminToken = admin.generatedToken
         } catch {
             await eventSinks.shutdown()
@@ -134,7 +141,9 @@ public func buildApplication(
             throw error
         }
     } else {
-        adminVerifier = StoredAdminTokenVerifier(store: store, credential: nil)
+        adminVerifier = StoredAdminTokenVerifier(
+            store: store, credential: nil, refreshInterval: overrides.adminTokenRefreshInterval ?? .seconds(5)
+        )
     }
     let jwtVerifiers: [any CredentialVerifier] = overrides.jwtVerifier.map { [$0] } ?? configuration.oidc.verifiers(logger: logger)
 
@@ -168,7 +177,11 @@ public func buildApplication(
     return OnboardApplication(
         router: buildRouter(dependencies),
         dependencies: dependencies,
-        configuration: ApplicationConfiguration(address: .hostname(configuration.host, port: configuration.port), serverName: "onboard"),
+        configuration: ApplicationConfiguration(
+            address: .hostname(configuration.host, port: configuration.port), serverName: "onboard",
+            availableConnectionsDelegate: ConnectionCap(configuration.connectionLimits.maxConnections, logger: logger)
+        ),
+        connectionLimits: configuration.connectionLimits,
         logger: logger,
         backgroundServices: backgroundServices,
         storeSummary: opened.summary,
@@ -192,8 +205,10 @@ public struct OnboardApplication: ApplicationProtocol {
     public let responder: Responder
     /// What the router was built from (the tests compare route tables).
     public let dependencies: AppDependencies
-    /// Address and server name of the HTTP server.
+    /// Address and server name of the HTTP server, and its cap on connections.
     public let configuration: ApplicationConfiguration
+    /// The HTTP server's timeouts for slow and idle clients and its cap on connections (``server``).
+    public let connectionLimits: ConnectionLimits
     /// The logger of the server, the requests and the background services.
     public let logger: Logger
     /// The background services, in start order.
@@ -212,13 +227,16 @@ public struct OnboardApplication: ApplicationProtocol {
     private let closeStore: @Sendable () async -> Void
 
     init(
-        router: Router<AppRequestContext>, dependencies: AppDependencies, configuration: ApplicationConfiguration, logger: Logger,
+        router: Router<AppRequestContext>, dependencies: AppDependencies, configuration: ApplicationConfiguration,
+        connectionLimits: ConnectionLimits,
+        logger: Logger,
         backgroundServices: [any BackgroundService], storeSummary: String, generatedAdminToken: String?,
         eventDispatcher: EventDispatcher, eventSinksSummary: String, closeStore: @escaping @Sendable () async -> Void
     ) {
         self.responder = router.buildResponder()
         self.dependencies = dependencies
         self.configuration = configuration
+        self.connectionLimits = connectionLimits
         self.logger = logger
         self.backgroundServices = backgroundServices
         self.storeSummary = storeSummary

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import OnboardingHTTP
+import SigV4
 
 extension Setting {
     public static let oidcIssuer = Setting(key: "oidc_issuer", isSecret: false)
@@ -10,9 +11,12 @@ extension Setting {
     public static let oidcAdminGroupClaim = Setting(key: "oidc_admin_group_claim", isSecret: false)
     public static let oidcAdminGroup = Setting(key: "oidc_admin_group", isSecret: false)
     public static let oidcTokenUse = Setting(key: "oidc_token_use", isSecret: false)
+    public static let oidcJWKSMaxAge = Setting(key: "oidc_jwks_max_age", isSecret: false)
+    public static let oidcJWKSGrace = Setting(key: "oidc_jwks_grace", isSecret: false)
 
     public static let oidc: [Setting] = [
         .oidcIssuer, .oidcJWKSURL, .oidcClientIDs, .oidcTenantClaim, .oidcAdminGroupClaim, .oidcAdminGroup, .oidcTokenUse,
+        .oidcJWKSMaxAge, .oidcJWKSGrace,
     ]
 }
 
@@ -42,7 +46,7 @@ public struct OIDCConfiguration: Sendable {
         }
 
         guard let (issuer, issuerSource) = settings.read(.oidcIssuer) else {
-            for setting in [Setting.oidcJWKSURL, .oidcClientIDs, .oidcTokenUse] {
+            for setting in [Setting.oidcJWKSURL, .oidcClientIDs, .oidcTokenUse, .oidcJWKSMaxAge, .oidcJWKSGrace] {
                 if let (_, source) = settings.read(setting) {
                     throw ConfigurationError(
                         description: "invalid \(source): it needs \(Setting.oidcIssuer.flag) / \(Setting.oidcIssuer.environmentVariable) (OIDC is off without an issuer)"
@@ -88,8 +92,21 @@ public struct OIDCConfiguration: Sendable {
             }
         }
 
+        // How long fetched signing keys are used: refreshed in the background after the maximum
+        // age, no longer trusted after the grace period more without a successful fetch.
+        func keyDuration(_ setting: Setting, default value: Duration, minimum: Int64) throws(ConfigurationError) -> Duration {
+            guard let (text, source) = settings.read(setting) else { return value }
+            guard let duration = ServeConfiguration.parseDuration(text), duration >= .seconds(minimum), duration <= .seconds(7 * 24 * 3600) else {
+                throw ConfigurationError(description: "invalid \(source) '\(text)': expected a duration from \(minimum)s to 604800s (7 days), e.g. 3600s")
+            }
+            return duration
+        }
+        let maximumKeyAge = try keyDuration(.oidcJWKSMaxAge, default: JWTVerifier.Configuration.defaultMaximumKeyAge, minimum: 60)
+        let keyGracePeriod = try keyDuration(.oidcJWKSGrace, default: JWTVerifier.Configuration.defaultKeyGracePeriod, minimum: 0)
+
         configuration.verifier = JWTVerifier.Configuration(
-            issuer: issuer, jwksURL: jwksURL, clientIDs: Set(clientIDs), tokenUses: tokenUses, claims: configuration.claims
+            issuer: issuer, jwksURL: jwksURL, clientIDs: Set(clientIDs), tokenUses: tokenUses, claims: configuration.claims,
+            maximumKeyAge: maximumKeyAge, keyGracePeriod: keyGracePeriod
         )
         return configuration
     }
@@ -101,11 +118,16 @@ public struct OIDCConfiguration: Sendable {
         return text
     }
 
+    /// The issuer and its JWKS decide which tokens are trusted: `https://`, or plain `http://`
+    /// only to this machine (a local test issuer; ``EndpointURLRule``).
     private static func checkURL(_ text: String, source: String, what: String) throws(ConfigurationError) {
         guard let url = URL(string: text), ["http", "https"].contains(url.scheme?.lowercased() ?? ""), url.host?.isEmpty == false,
             url.query == nil, url.fragment == nil
         else {
-            throw ConfigurationError(description: "invalid \(source) '\(text)': expected \(what), an http:// or https:// URL")
+            throw ConfigurationError(description: "invalid \(source) '\(text)': expected \(what), an https:// URL without query or fragment")
+        }
+        if let problem = EndpointURLRule.problem(with: text) {
+            throw ConfigurationError(description: "invalid \(source) '\(text)': \(problem)")
         }
     }
 

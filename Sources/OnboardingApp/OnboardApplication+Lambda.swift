@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import LambdaRuntime
 import Logging
+import OnboardingCore
 import OnboardingEvents
 import OnboardingHTTP
 
@@ -56,7 +57,7 @@ extension OnboardApplication {
 
     private var apiGatewayAdapter: APIGatewayAdapter<Responder> {
         APIGatewayAdapter(responder: responder) { info, logger in
-            AppRequestContext(logger: logger, authorizerClaims: info.claims, peerAddress: info.sourceIP)
+            AppRequestContext(logger: logger, authorizerClaims: info.authorizerClaims, peerAddress: info.sourceIP)
         }
     }
 
@@ -73,7 +74,13 @@ extension OnboardApplication {
         let elapsed = ContinuousClock.now - started
         let milliseconds = elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000
         logger.info("event sweep done", metadata: ["scheduled_event": .string(event.id), "duration_ms": .stringConvertible(milliseconds)])
-        let result: [String: Any] = ["sweep": "done", "scheduledEvent": event.id, "durationMs": milliseconds]
-        return Array((try? JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])) ?? Data(#"{"sweep":"done"}"#.utf8))
+        return JSONCodec.serializeBytes(.map(["sweep": .string("done"), "scheduledEvent": .string(event.id), "durationMs": .int(Int(milliseconds))]))
+    }
+}
+
+extension APIGatewayRequestInfo {
+    /// The event's authorizer claims for ``ClaimMapping``, in its payload format.
+    public var authorizerClaims: AuthorizerClaims {
+        AuthorizerClaims(format: version == .v2 ? .httpAPI : .restAPI, strings: claims, lists: claimLists)
     }
 }

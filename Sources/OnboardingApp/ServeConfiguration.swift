@@ -2,6 +2,7 @@ import Configuration
 import Foundation
 import Logging
 import OnboardingHTTP
+import SigV4
 
 /// One setting: its configuration key, its flag and its environment variable.
 public struct Setting: Sendable {
@@ -36,12 +37,14 @@ public struct Setting: Sendable {
     public static let anonymousRateLimit = Setting(key: "anonymous_rate_limit", isSecret: false)
     public static let onboardRateLimit = Setting(key: "onboard_rate_limit", isSecret: false)
     public static let trustedProxies = Setting(key: "trusted_proxies", isSecret: false)
+    public static let ipv6RateLimitPrefix = Setting(key: "ipv6_rate_limit_prefix", isSecret: false)
     public static let requestDeadline = Setting(key: "request_deadline", isSecret: false)
 
     public static let all: [Setting] = [
         .host, .port, .database, .adminToken, .logLevel, .store, .table, .dynamoDBEndpoint, .region,
         .onboarding, .rateLimits, .rateLimit, .anonymousRateLimit, .onboardRateLimit, .trustedProxies, .requestDeadline,
-    ] + oidc + events
+        .ipv6RateLimitPrefix,
+    ] + oidc + events + connections
 }
 
 /// Reads settings: flag, then environment variable, then (the caller's) default.
@@ -117,8 +120,9 @@ public struct StoreConfiguration: Sendable {
             configuration.table = table
         }
         if let (endpoint, source) = settings.read(.dynamoDBEndpoint) {
-            guard let url = URL(string: endpoint), ["http", "https"].contains(url.scheme?.lowercased() ?? ""), url.host?.isEmpty == false else {
-                throw ConfigurationError(description: "invalid \(source) '\(endpoint)': expected an http:// or https:// URL")
+            // Signed calls and the store's data cross it: plain http only to this machine.
+            if let problem = EndpointURLRule.problem(with: endpoint) {
+                throw ConfigurationError(description: "invalid \(source) '\(endpoint)': \(problem)")
             }
             configuration.dynamoDBEndpoint = endpoint
         }
@@ -157,6 +161,8 @@ public struct ServeConfiguration: Sendable {
     public var requestDeadline: Duration = .seconds(10)
     /// Where lifecycle events are delivered (they are recorded whatever this says).
     public var events = EventsConfiguration()
+    /// Timeouts for slow and idle clients, and the cap on connections (the HTTP server only).
+    public var connectionLimits = ConnectionLimits()
 
     public init() {}
 
@@ -182,11 +188,8 @@ public struct ServeConfiguration: Sendable {
         configuration.oidc = try OIDCConfiguration.resolve(settings)
         if let (token, source) = settings.read(.adminToken) {
             // The token's value is never echoed, only what is wrong with it.
-            guard token.count >= AdminCredential.minimumTokenLength else {
-                throw ConfigurationError(description: "invalid \(source): the admin token must have at least \(AdminCredential.minimumTokenLength) characters")
-            }
-            guard token.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F }) else {
-                throw ConfigurationError(description: "invalid \(source): the admin token may hold only printable ASCII characters without spaces")
+            if let weakness = AdminCredential.weakness(of: token) {
+                throw ConfigurationError(description: "invalid \(source): \(weakness)")
             }
             configuration.adminToken = token
         }
@@ -211,6 +214,7 @@ public struct ServeConfiguration: Sendable {
             configuration.requestDeadline = deadline
         }
         configuration.events = try EventsConfiguration.resolve(settings)
+        configuration.connectionLimits = try ConnectionLimits.resolve(settings)
         return configuration
     }
 
@@ -251,6 +255,12 @@ public struct ServeConfiguration: Sendable {
                 networks.append(network)
             }
             policy.trustedProxies = networks
+        }
+        if let (text, source) = settings.read(.ipv6RateLimitPrefix) {
+            guard let bits = Int(text), (32...128).contains(bits) else {
+                throw ConfigurationError(description: "invalid \(source) '\(text)': expected a prefix length from 32 to 128 (64: one bucket per /64; 128: per address)")
+            }
+            policy.ipv6Prefix = bits
         }
         return policy
     }

@@ -44,13 +44,14 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var accessOptions: AccessOptions
     @OptionGroup var oidcOptions: OIDCOptions
     @OptionGroup var eventsOptions: EventsOptions
+    @OptionGroup var connectionOptions: ConnectionOptions
 
     func run() async throws {
         let flags = [
             Setting.host.key: host, Setting.port.key: port, Setting.adminToken.key: adminToken, Setting.logLevel.key: logLevel,
             Setting.requestDeadline.key: requestDeadline,
         ].compactMapValues { $0 }.merging(storeOptions.flags) { $1 }.merging(accessOptions.flags) { $1 }.merging(oidcOptions.flags) { $1 }
-            .merging(eventsOptions.flags) { $1 }
+            .merging(eventsOptions.flags) { $1 }.merging(connectionOptions.flags) { $1 }
         let configuration: ServeConfiguration
         do {
             configuration = try ServeConfiguration.resolve(flags: flags, environment: ProcessInfo.processInfo.environment)
@@ -71,8 +72,11 @@ struct Serve: AsyncParsableCommand {
         Console.line(app.storeSummary)
         Console.line(configuration.oidc.summary)
         if let token = app.generatedAdminToken {
-            Console.line("admin token: \(token)")
-            Console.line("  (generated now and shown only this once; the store keeps only its SHA-256 hash. `onboard admin-token rotate` issues a new one.)")
+            // Standard output is the log stream (collected, shipped, kept): the token goes to
+            // standard error, the terminal of whoever started the server, and only this once.
+            Console.secret("admin token: \(token)")
+            Console.secret("  (generated now and shown only this once; the store keeps only its SHA-256 hash. `onboard admin-token rotate` issues a new one.)")
+            Console.line("admin token: generated on this first start and written to standard error, once (never to standard output)")
         } else if configuration.adminToken != nil {
             Console.line("admin token: as configured (--admin-token / ONBOARD_ADMIN_TOKEN)")
         } else {
@@ -81,6 +85,7 @@ struct Serve: AsyncParsableCommand {
         Console.line("onboarding: \(configuration.onboarding == .open ? "open (anyone may POST /onboard)" : "admin only")")
         Console.line("rate limits: \(configuration.rateLimits.map(Self.describe) ?? "off")")
         Console.line("events: \(app.eventSinksSummary)")
+        Console.line("connections: \(configuration.connectionLimits.summary)")
         let host = configuration.host
         let started = Atomic(false)
         app.whenServerRunning = { channel in
@@ -103,7 +108,7 @@ struct Serve: AsyncParsableCommand {
 
 extension Serve {
     static func describe(_ policy: RateLimitPolicy) -> String {
-        var text = "\(policy.perPrincipal) per caller, \(policy.anonymousPerAddress) per anonymous address, \(policy.onboardPerAddress) sign-ups per address"
+        var text = "\(policy.perPrincipal) per caller, \(policy.anonymousPerAddress) per anonymous address, \(policy.onboardPerAddress) sign-ups per address (IPv6: per /\(policy.ipv6Prefix))"
         if !policy.trustedProxies.isEmpty { text += "; trusted proxies \(policy.trustedProxies.map(\.description).joined(separator: ","))" }
         return text
     }
@@ -132,11 +137,17 @@ struct AccessOptions: ParsableArguments {
     ))
     var trustedProxies: String?
 
+    @Option(help: ArgumentHelp(
+        "IPv6 clients share a rate-limit bucket per network of this many bits, 32-128 (ONBOARD_IPV6_RATE_LIMIT_PREFIX; default 64).",
+        valueName: "bits"
+    ))
+    var ipv6RateLimitPrefix: String?
+
     var flags: [String: String] {
         [
             Setting.onboarding.key: onboarding, Setting.rateLimits.key: rateLimits, Setting.rateLimit.key: rateLimit,
             Setting.anonymousRateLimit.key: anonymousRateLimit, Setting.onboardRateLimit.key: onboardRateLimit,
-            Setting.trustedProxies.key: trustedProxies,
+            Setting.trustedProxies.key: trustedProxies, Setting.ipv6RateLimitPrefix.key: ipv6RateLimitPrefix,
         ].compactMapValues { $0 }
     }
 }
@@ -301,7 +312,15 @@ struct StoreOptions: ParsableArguments {
 /// Unbuffered writes to the terminal (a buffered `print` to a pipe is lost on SIGTERM).
 enum Console {
     static func line(_ text: String) {
+        // After the log lines queued before it (serve's log writer shares standard output).
+        LineWriter.flushShared()
         FileHandle.standardOutput.write(Data((text + "\n").utf8))
+    }
+
+    /// Prints a line holding a secret to standard error, never standard output (the log stream).
+    static func secret(_ text: String) {
+        LineWriter.flushShared()
+        FileHandle.standardError.write(Data((text + "\n").utf8))
     }
 
     /// Prints `onboard: error: <message>` on one line to standard error and returns the exit code to throw.

@@ -113,6 +113,16 @@ public struct BearerAuthenticator: AuthenticatorMiddleware {
         // request anonymous (the authorizer let it through; routes needing a principal answer
         // 401), a tenant claim that is not a tenant id is refused.
         if !context.authorizerClaims.isEmpty {
+            // Groups the authorizer flattened into an ambiguous string never make the admin from
+            // the claims (ClaimMapping); the bearer token, when this service verifies it too
+            // (ONBOARD_OIDC_*), carries them as an array and decides.
+            if claimMapping.adminGroupIsAmbiguous(in: context.authorizerClaims), let header = request.headers[.authorization],
+                let token = Self.bearerToken(header)
+            {
+                for verifier in verifiers {
+                    if let credential = try? await verifier.credential(for: token), credential.principal == .admin { return credential }
+                }
+            }
             switch claimMapping.outcome(authorizerClaims: context.authorizerClaims) {
             case .principal(let principal): return VerifiedCredential(principal: principal, subject: context.authorizerClaims["sub"])
             case .none: return nil
@@ -139,33 +149,40 @@ public struct BearerAuthenticator: AuthenticatorMiddleware {
 }
 
 /// Accepts the admin token whose hash is stored in the store, re-reading the hash at most every
-/// `refreshInterval`, so `onboard admin-token rotate` takes effect on running servers.
+/// `refreshInterval`, so `onboard admin-token rotate` takes effect on running servers and deleting
+/// the record revokes the token.
+///
+/// Stored admin tokens are always generated (``AdminCredential/generateToken()``, by the first
+/// start or `onboard admin-token rotate`), so they start with ``generatedTokenPrefix``: any other
+/// token (an API key, a JWT) is not this verifier's and never waits for the store or fails with
+/// it. The re-read is single-flight (concurrent requests share one store read). When it fails,
+/// the admin-looking token is answered with the store's error (`503`): the last known hash is not
+/// trusted past its `refreshInterval`, so a rotation or revocation is never outlived by a store
+/// outage, and the next request reads again.
 public final class StoredAdminTokenVerifier: CredentialVerifier {
-    private struct Cache {
-        var credential: AdminCredential?
-        var fetchedAt: ContinuousClock.Instant?
-    }
+    /// How every generated admin token starts.
+    public static let generatedTokenPrefix = "onb_admin_"
 
     private let store: any TenantStore
-    private let refreshInterval: Duration
-    private let cache: Mutex<Cache>
+    private let cache: SingleFlightCache<AdminCredential?>
 
-    /// - Parameter credential: the hash already read at start-up; `nil` reads it on first use
-    ///   (Lambda: no store call before the first request needs one).
+    /// - Parameters:
+    ///   - credential: the hash already read at start-up; `nil` reads it on first use (Lambda: no
+    ///     store call before the first request needs one).
+    ///   - refreshInterval: how long a read hash (or its absence) is used before it is read again.
     public init(store: any TenantStore, credential: AdminCredential?, refreshInterval: Duration = .seconds(5)) {
         self.store = store
-        self.refreshInterval = refreshInterval
-        self.cache = Mutex(Cache(credential: credential, fetchedAt: credential == nil ? nil : .now))
+        self.cache = SingleFlightCache(maxAge: refreshInterval, initial: credential.map { .some($0) })
     }
 
+    /// How many times the stored hash has been read (for tests and diagnostics).
+    public var storeReads: Int { cache.reads }
+
     public func principal(for token: String) async throws -> Principal? {
-        let cached = cache.withLock { $0 }
-        var credential = cached.credential
-        if cached.fetchedAt.map({ ContinuousClock.now - $0 > refreshInterval }) ?? true {
-            if let stored = try await AdminTokenRecord.load(store) { credential = stored }
-            let fresh = credential
-            cache.withLock { $0 = Cache(credential: fresh, fetchedAt: .now) }
-        }
+        guard token.hasPrefix(Self.generatedTokenPrefix) else { return nil }
+        let store = store
+        // No record (deleted): no admin token is accepted until one is stored again.
+        let credential = try await cache.value { try await AdminTokenRecord.load(store) }
         return credential?.matches(token) == true ? .admin : nil
     }
 }
