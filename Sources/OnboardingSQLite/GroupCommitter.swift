@@ -31,8 +31,13 @@ import Synchronization
 /// constant overlapping reads the file grows without bound. After a batch, when the `-wal` file
 /// is larger than ``Limits/walCheckpointBytes``, the writer runs a `TRUNCATE` checkpoint, which
 /// waits (up to ``Limits/walCheckpointWait``) for the readers of older snapshots to finish,
-/// copies the WAL into the database and empties it. If readers outlast the wait, it tries
-/// again once the WAL has grown by another ``Limits/walCheckpointBytes``.
+/// copies the WAL into the database and empties it. If readers outlast the wait (reads that
+/// overlap without a pause: a new one always starts on the WAL before the last ends), the
+/// checkpoint runs again behind a barrier of the pool: GRDB holds new reads of this process
+/// back until the ones running have finished, then the `TRUNCATE` checkpoint runs alone and the
+/// reads go on (a pause of at most the longest read in progress). Only readers in other
+/// processes (an `sqlite3` shell, a backup) can still keep it from emptying the WAL; it is then
+/// tried again once the WAL has grown by another ``Limits/walCheckpointBytes``.
 final class GroupCommitter: Sendable {
     /// One write: runs on the writer connection inside the batch's transaction.
     typealias Work = @Sendable (Database) throws -> Void
@@ -66,6 +71,8 @@ final class GroupCommitter: Sendable {
         var nextCheckpointAt: Int64 = 0
         var batches = 0
         var checkpoints = 0
+        /// A checkpoint behind a read barrier is queued (at most one at a time).
+        var barrierPending = false
     }
 
     let limits: Limits
@@ -196,31 +203,54 @@ final class GroupCommitter: Sendable {
         return Array(batch.dropFirst(results.count))
     }
 
-    /// Empties the WAL with a `TRUNCATE` checkpoint when it grew past ``Limits/walCheckpointBytes``.
+    /// Empties the WAL with a `TRUNCATE` checkpoint when it grew past ``Limits/walCheckpointBytes``;
+    /// when readers outlast the wait, queues the same checkpoint behind a read barrier.
     private func checkpointIfNeeded(_ db: Database) {
         var info = stat()
         guard stat(walPath, &info) == 0 else { return }
         let size = Int64(info.st_size)
         guard size > state.withLock({ $0.nextCheckpointAt }) else { return }
-        let emptied: Bool
+        if truncate(db) {
+            state.withLock { state in
+                state.checkpoints += 1
+                state.nextCheckpointAt = limits.walCheckpointBytes
+            }
+            return
+        }
+        let queue = state.withLock { state in
+            guard !state.barrierPending else { return false }
+            state.barrierPending = true
+            return true
+        }
+        guard queue else { return }
+        // Not from this writer-queue block (the barrier needs the writer itself): queued behind it.
+        writer.asyncBarrierWriteWithoutTransaction { result in
+            let emptied = (try? result.get()).map { self.truncate($0) } ?? false
+            self.state.withLock { state in
+                state.barrierPending = false
+                if emptied {
+                    state.checkpoints += 1
+                    state.nextCheckpointAt = self.limits.walCheckpointBytes
+                } else {
+                    state.nextCheckpointAt = size + self.limits.walCheckpointBytes
+                }
+            }
+        }
+    }
+
+    /// A `TRUNCATE` checkpoint waiting at most ``Limits/walCheckpointWait`` for readers of older
+    /// snapshots; `false` when one outlasted it (SQLITE_BUSY: the WAL keeps its frames, nothing
+    /// is lost).
+    private func truncate(_ db: Database) -> Bool {
         do {
             let busyTimeout = try Int.fetchOne(db, sql: "PRAGMA busy_timeout") ?? 0
             let wait = limits.walCheckpointWait.components
             try db.execute(sql: "PRAGMA busy_timeout = \(wait.seconds * 1000 + wait.attoseconds / 1_000_000_000_000_000)")
             defer { try? db.execute(sql: "PRAGMA busy_timeout = \(busyTimeout)") }
             _ = try db.checkpoint(.truncate)
-            emptied = true
+            return true
         } catch {
-            // SQLITE_BUSY: a reader outlasted the wait. The WAL keeps its frames; nothing is lost.
-            emptied = false
-        }
-        state.withLock { state in
-            if emptied {
-                state.checkpoints += 1
-                state.nextCheckpointAt = limits.walCheckpointBytes
-            } else {
-                state.nextCheckpointAt = size + limits.walCheckpointBytes
-            }
+            return false
         }
     }
 }
