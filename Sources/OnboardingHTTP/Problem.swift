@@ -11,7 +11,10 @@ import OnboardingCore
 ///  "instance": "/onboard", "requestId": "…", "errors": [{"field": "clientPhone", …}]}
 /// ```
 /// `type` and `code` are stable; `title` is the same for every problem of a type; `detail`
-/// explains this occurrence. Problems never repeat a submitted value back.
+/// explains this occurrence. A problem names the parts of the request it is about (the path in
+/// `instance`, an unknown member's name in `field`, a refused media type), each quoted at most
+/// ``maxEchoedCharacters`` long, but never repeats a submitted value (a name, a phone number, a
+/// token, a document's content).
 public struct Problem: Error, Sendable, HTTPResponseError {
     public let status: HTTPResponse.Status
     /// Stable identifier of the problem type, also the last part of `type`.
@@ -32,6 +35,14 @@ public struct Problem: Error, Sendable, HTTPResponseError {
 
     /// The problem type URI.
     public var type: String { "urn:onboard:problem:\(code)" }
+
+    /// The most characters of a client's text (a path, a media type) a `detail` quotes.
+    public static let maxEchoedCharacters = 100
+
+    /// `text` as a detail quotes it: at most ``maxEchoedCharacters`` characters, then `…`.
+    static func echoed(_ text: some StringProtocol) -> String {
+        text.count <= maxEchoedCharacters ? String(text) : text.prefix(maxEchoedCharacters) + "…"
+    }
 
     /// The problem as a response, naming the request's path and id.
     public func response(path: String, requestID: String) -> Response {
@@ -85,7 +96,7 @@ extension Problem {
     static func unsupportedMediaType(_ received: String?) -> Problem {
         var problem = Problem(
             .unsupportedMediaType, code: "unsupported-media-type", title: "Unsupported media type",
-            detail: received.map { "Send the body as application/json, not \($0)" } ?? "Send the body as application/json (Content-Type header missing)"
+            detail: received.map { "Send the body as application/json, not \(echoed($0))" } ?? "Send the body as application/json (Content-Type header missing)"
         )
         problem.headers[.acceptPost] = "application/json"
         return problem
@@ -99,7 +110,7 @@ extension Problem {
     }
 
     static func routeNotFound(_ path: String) -> Problem {
-        Problem(.notFound, code: "route-not-found", title: "No such route", detail: "No route matches \(path); see /openapi.yaml")
+        Problem(.notFound, code: "route-not-found", title: "No such route", detail: "No route matches \(echoed(path)); see /openapi.yaml")
     }
 
     static func methodNotAllowed(_ method: HTTPRequest.Method, allowed: [HTTPRequest.Method]) -> Problem {
