@@ -124,10 +124,10 @@ public struct OIDCConfiguration: Sendable {
         guard let url = URL(string: text), ["http", "https"].contains(url.scheme?.lowercased() ?? ""), url.host?.isEmpty == false,
             url.query == nil, url.fragment == nil
         else {
-            throw ConfigurationError(description: "invalid \(source) '\(text)': expected \(what), an https:// URL without query or fragment")
+            throw ConfigurationError(description: "invalid \(source) '\(EndpointURLRule.redacted(text))': expected \(what), an https:// URL without query or fragment")
         }
         if let problem = EndpointURLRule.problem(with: text) {
-            throw ConfigurationError(description: "invalid \(source) '\(text)': \(problem)")
+            throw ConfigurationError(description: "invalid \(source) '\(EndpointURLRule.redacted(text))': \(problem)")
         }
     }
 

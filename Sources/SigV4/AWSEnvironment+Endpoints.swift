@@ -17,6 +17,15 @@ public enum EndpointURLRule {
     /// The loopback addresses plain `http://` may go to, as said in error messages.
     public static let loopbackDescription = "a loopback address: 127.0.0.0/8, ::1 or localhost"
 
+    /// `text` as an error message may quote it: a URL's user information (`user:secret@`) is
+    /// replaced by `…@`, so no password in a URL reaches a log or a terminal.
+    public static func redacted(_ text: String) -> String {
+        guard let schemeEnd = text.range(of: "://") else { return text }
+        let authorityEnd = text[schemeEnd.upperBound...].firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) ?? text.endIndex
+        guard let at = text[schemeEnd.upperBound..<authorityEnd].lastIndex(of: "@") else { return text }
+        return String(text[..<schemeEnd.upperBound]) + "…" + String(text[at...])
+    }
+
     /// What is wrong with `text` as an endpoint URL, or `nil` when it is acceptable: an absolute
     /// `https://` URL with a host, or an `http://` one whose host is a loopback address.
     public static func problem(with text: String) -> String? {
@@ -64,7 +73,7 @@ extension AWSEnvironment {
         for name in ["AWS_ENDPOINT_URL_\(serviceVariable)", "AWS_ENDPOINT_URL"] {
             guard let url = nonEmpty(name) else { continue }
             if let problem = EndpointURLRule.problem(with: url) {
-                throw AWSConfigurationError(message: "invalid environment variable \(name) '\(url)': \(problem)")
+                throw AWSConfigurationError(message: "invalid environment variable \(name) '\(EndpointURLRule.redacted(url))': \(problem)")
             }
             return url
         }

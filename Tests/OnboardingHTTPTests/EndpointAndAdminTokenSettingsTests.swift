@@ -28,6 +28,19 @@ struct EndpointAndAdminTokenSettingsTests {
     static let loopbackHTTP = ["http://127.0.0.1:5000", "http://127.255.0.9", "http://localhost:4566", "http://[::1]:5000"]
     static let https = ["https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_abc", "https://10.0.0.7:8443", "https://idp.example.com"]
 
+    @Test("a refused URL is quoted without its user information (no password in an error message)")
+    func refusedURLsHideTheirPassword() async throws {
+        let issuer = error(flags: [Setting.oidcIssuer.key: "http://alice:s3cret-pw@idp.example.com/pool", Setting.oidcClientIDs.key: "c"])
+        #expect(issuer?.hasPrefix("invalid --oidc-issuer 'http://…@idp.example.com/pool': plain http:// is refused") == true, "\(issuer ?? "accepted")")
+        let store = await #expect(throws: ConfigurationError.self) {
+            _ = try await OpenedStore.dynamoDBClient(
+                StoreConfiguration(), environment: awsEnvironment(["AWS_ENDPOINT_URL": "http://bob:pw-0123@10.0.0.7:8000"]), logger: Logger(label: "test")
+            )
+        }
+        #expect(store?.description.contains("pw-0123") == false, "\(store?.description ?? "")")
+        #expect(store?.description.contains("http://…@10.0.0.7:8000") == true, "\(store?.description ?? "")")
+    }
+
     @Test("the OIDC issuer and JWKS URL: http:// refused unless loopback, naming the setting; https:// accepted")
     func oidcURLs() {
         for url in Self.refusedHTTP {
@@ -67,7 +80,7 @@ struct EndpointAndAdminTokenSettingsTests {
 
     @Test("AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_<SERVICE> for DynamoDB, SNS and EventBridge: http:// refused unless loopback, naming the variable")
     func awsEndpointVariables() async throws {
-        var events = try ServeConfiguration.resolve(
+        let events = try ServeConfiguration.resolve(
             flags: [Setting.snsTopicARN.key: "arn:aws:sns:us-east-1:123456789012:t", Setting.eventBridgeBus.key: "onboard-bus"], environment: [:]
         ).events
         for url in Self.refusedHTTP {

@@ -154,7 +154,7 @@ struct GroupCommitHardeningTests {
         let fresh = try FreshStore()
         defer { fresh.remove() }
         // More writers than a batch holds: the committer's queue is never empty while they run.
-        let writers = 600, total = 12_000
+        let writers = 600, total = 6_000
         let committed = Shared(0)
         let started = Shared(0)
         let outcome = try await withThrowingTaskGroup(of: (Int, Int)?.self) { group in
@@ -171,11 +171,13 @@ struct GroupCommitHardeningTests {
             }
             group.addTask {
                 while committed.atomic.load(ordering: .relaxed) < 1_000 { try await Task.sleep(for: .milliseconds(1)) }
-                let queuedAt = committed.atomic.load(ordering: .relaxed)
+                // Batches committed, counted by the committer itself (a caller counts its write only
+                // once it resumes, which on a loaded machine can be long after the commit).
+                let queuedAt = fresh.store.commitStatistics.batches
                 // A GRDB write of its own, as a migration or a maintenance job would do.
                 let ranAt = try await fresh.store.pool.write { db in
                     try db.execute(sql: "INSERT INTO items (tenantId, resourceKey) VALUES ('outside', 'X')")
-                    return committed.atomic.load(ordering: .relaxed)
+                    return fresh.store.commitStatistics.batches
                 }
                 return (queuedAt, ranAt)
             }
@@ -184,9 +186,9 @@ struct GroupCommitHardeningTests {
             return try #require(outcome)
         }
         #expect(committed.atomic.load(ordering: .relaxed) == total)
-        // Writes committed after the outside write was queued and before it ran: the batch then
-        // running and at most one more (each ≤ maxBatch); without the bound, nearly all the rest.
-        #expect(outcome.1 - outcome.0 <= 2 * GroupCommitter.Limits().maxBatch, "queued after \(outcome.0) writes, ran after \(outcome.1)")
+        // Batches committed after the outside write was queued and before it ran: the batch then
+        // running and at most one more; without the bound, every batch of the rest of the load.
+        #expect(outcome.1 - outcome.0 <= 2, "queued after \(outcome.0) batches, ran after \(outcome.1)")
     }
 
     @Test("a batch takes no further write once it has run maxBatchDuration (zero: one write per batch)")

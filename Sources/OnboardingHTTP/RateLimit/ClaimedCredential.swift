@@ -40,7 +40,7 @@ enum ClaimedCredential {
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 3, !parts[0].isEmpty, !parts[1].isEmpty else { return nil }
         guard token.utf8.count <= maxJWTLength, let payload = ByteEncoding.base64URLDecoded(parts[1]),
-            let subject = (try? JSONCodec.parse(payload))?.mapValue?["sub"]?.stringValue,
+            let subject = (try? JSONCodec.parseUntrusted(payload))?.mapValue?["sub"]?.stringValue,
             VerifiedCredential.isUsableSubject(subject)
         else { return "jwt" }
         return "jwt:" + subject
