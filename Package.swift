@@ -224,6 +224,7 @@ let package = Package(
             dependencies: [
                 "OnboardingCore",
                 "OnboardingSQLite",
+                "OnboardTestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: testSwiftSettings

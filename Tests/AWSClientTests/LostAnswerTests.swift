@@ -84,7 +84,7 @@ struct LostAnswerTests {
 
     @Test(
         "600 onboardings through faults give exactly 600 tenants, each returned to exactly one caller with a key that works",
-        arguments: [FaultProxy.Mode.dropAnswer(every: 4), .failAnswer(every: 4), .throttle(rate: 0.1)]
+        .heavyLoad, arguments: [FaultProxy.Mode.dropAnswer(every: 4), .failAnswer(every: 4), .throttle(rate: 0.1)]
     )
     func onboardingsThroughFaults(mode: FaultProxy.Mode) async throws {
         try await ProxiedServer.run { server in

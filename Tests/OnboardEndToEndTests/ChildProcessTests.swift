@@ -120,7 +120,7 @@ struct ChildProcessTests {
         #expect(Set(lines) == ["0", "1", "2"])
     }
 
-    @Test("200 children, started while the test process holds 1,000 sockets, all exit 0")
+    @Test("200 children, started while the test process holds 1,000 sockets, all exit 0", .heavyLoad)
     func manyChildrenAmongManySockets() async throws {
         var sockets: [Int32] = []
         defer { sockets.forEach { _ = close($0) } }

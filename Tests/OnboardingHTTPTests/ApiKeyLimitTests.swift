@@ -5,6 +5,7 @@ import OnboardingCore
 import OnboardingHTTP
 import OnboardingSQLite
 import Testing
+import OnboardTestSupport
 
 /// The 20-key limit under concurrency (kept by a count on the tenant item, raised in the key's
 /// own transaction), tenants stored before that count existed, and the paged key listing.
@@ -43,7 +44,7 @@ struct ApiKeyLimitTests {
         return try await api.sendConcurrently(requests, port: fixture.port).map { ($0.status, $0["code"]) }
     }
 
-    @Test("100 concurrent key requests leave exactly 20 live keys; the rest are 409 limit-reached; the count matches")
+    @Test("100 concurrent key requests leave exactly 20 live keys; the rest are 409 limit-reached; the count matches", .heavyLoad)
     func concurrentCreates() async throws {
         try await TestServer.run(logLevel: .warning) { api, fixture in
             let (id, key) = try await api.newTenant()

@@ -337,7 +337,7 @@ struct EventRecordingTests {
         }
     }
 
-    @Test("a partition with thousands of events is offboarded in batches that step over the events instead of reading them")
+    @Test("a partition with thousands of events is offboarded in batches that step over the events instead of reading them", .heavyLoad)
     func thousandsOfEvents() async throws {
         try await TestServer.run { api, fixture in
             let (id, _) = try await api.newTenant()

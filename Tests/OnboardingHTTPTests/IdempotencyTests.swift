@@ -243,7 +243,7 @@ struct IdempotencyTests {
         }
     }
 
-    @Test("500 concurrent POST /onboard with one key: one tenant; every answer the 201, its replay or 409")
+    @Test("500 concurrent POST /onboard with one key: one tenant; every answer the 201, its replay or 409", .heavyLoad)
     func concurrentDuplicates() async throws {
         let count = 500
         try await TestServer.run(logLevel: .warning) { api, fixture in

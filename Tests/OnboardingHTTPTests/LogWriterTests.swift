@@ -11,6 +11,7 @@ import Testing
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
+import OnboardTestSupport
 #endif
 
 /// The read end of a pipe, read on a thread of its own (a blocking `read(2)` must not take a
@@ -91,7 +92,7 @@ struct LogWriterTests {
         }
     }
 
-    @Test("a server whose log pipe nobody reads answers 1,500 requests; once the pipe is read, the log says how many lines it dropped")
+    @Test("a server whose log pipe nobody reads answers 1,500 requests; once the pipe is read, the log says how many lines it dropped", .heavyLoad)
     func stalledPipe() async throws {
         var fds: [Int32] = [0, 0]
         #expect(pipe(&fds) == 0)

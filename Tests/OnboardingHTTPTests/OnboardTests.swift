@@ -5,6 +5,7 @@ import HTTPTypes
 import NIOCore
 import OnboardingCore
 import Testing
+import OnboardTestSupport
 
 @Suite("POST /onboard", .testStoreAvailable)
 struct OnboardTests {
@@ -104,7 +105,7 @@ struct OnboardTests {
         }
     }
 
-    @Test("1,000 concurrent onboardings (200 on moto) over 64 connections give as many distinct tenants, all readable")
+    @Test("1,000 concurrent onboardings (200 on moto) over 64 connections give as many distinct tenants, all readable", .heavyLoad)
     func thousandConcurrentOnboardings() async throws {
         // moto deep-copies the whole table for every item of a TransactWriteItems (its rollback),
         // so each onboarding there costs O(table size): 1,000 would take minutes. 200 concurrent

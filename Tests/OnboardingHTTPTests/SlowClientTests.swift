@@ -10,6 +10,7 @@ import OnboardingApp
 import OnboardingHTTP
 import Synchronization
 import Testing
+import OnboardTestSupport
 
 /// Slow and idle clients against the real server (`buildApplication`'s HTTP server on
 /// 127.0.0.1, short configured timeouts), through raw sockets: a connection whose client is too
@@ -42,7 +43,7 @@ struct SlowClientTests {
         }
     }
 
-    @Test("A client trickling a header byte a second is cut off; 50 of them do not stop the server answering others")
+    @Test("A client trickling a header byte a second is cut off; 50 of them do not stop the server answering others", .heavyLoad)
     func headerTrickle() async throws {
         var limits = ConnectionLimits()
         limits.headerTimeout = .seconds(2)

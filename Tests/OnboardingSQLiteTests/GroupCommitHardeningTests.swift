@@ -4,6 +4,7 @@ import OnboardingCore
 @testable import OnboardingSQLite
 import Synchronization
 import Testing
+import OnboardTestSupport
 
 /// A store on a fresh file in a fresh folder, with the committer's limits of the test.
 struct FreshStore: Sendable {
@@ -149,7 +150,7 @@ struct GroupCommitHardeningTests {
         for mate in Self.mates { #expect(try await fresh.store.get(mate.key) == mate) }
     }
 
-    @Test("under constant load a write outside the committer waits for at most two batches, not for the load to stop")
+    @Test("under constant load a write outside the committer waits for at most two batches, not for the load to stop", .heavyLoad)
     func outsideWriterIsNotStarved() async throws {
         let fresh = try FreshStore()
         defer { fresh.remove() }

@@ -16,7 +16,7 @@ import Testing
 struct OffboardingConformanceTests {
     // MARK: - Everything goes
 
-    @Test("a tenant with 10,000 resources and 3 API keys offboards completely: only the tombstone and the events are left, no key look-up", arguments: OffboardingStore.all)
+    @Test("a tenant with 10,000 resources and 3 API keys offboards completely: only the tombstone and the events are left, no key look-up", .heavyLoad, arguments: OffboardingStore.all)
     func bigTenantOffboardsCompletely(_ subject: OffboardingStore) async throws {
         try await subject.withStore { store in
             let seeded = try await Seed.tenant(in: store, resources: 10_000, extraKeys: 2)
