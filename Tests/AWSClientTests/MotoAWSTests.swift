@@ -35,8 +35,11 @@ func createIAMUser(on moto: MotoServer) throws -> AWSCredentials {
 }
 
 /// Runs `body` with a client, shutting its connection pool down afterwards.
-func withClient<T>(_ credentials: AWSCredentials, retryPolicy: RetryPolicy = .standard, _ body: (AWSClient) async throws -> T) async throws -> T {
-    let client = AWSClient(credentials: credentials, region: "us-east-1", retryPolicy: retryPolicy)
+func withClient<T>(
+    _ credentials: AWSCredentials, retryPolicy: RetryPolicy = .standard, requestTimeout: TimeAmount = .seconds(10),
+    _ body: (AWSClient) async throws -> T
+) async throws -> T {
+    let client = AWSClient(credentials: credentials, region: "us-east-1", retryPolicy: retryPolicy, requestTimeout: requestTimeout)
     do {
         let result = try await body(client)
         try await client.shutdown()

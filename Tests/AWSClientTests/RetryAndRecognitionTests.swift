@@ -40,7 +40,7 @@ final class ScriptedDynamoDB: Sendable {
 
     /// Serves the stand-in while `body` runs with a store whose client goes to it.
     func run(
-        maxRetries: Int = 8, timeout: Duration = .seconds(20),
+        maxRetries: Int = 8, timeout: Duration = .seconds(300),
         _ body: @escaping @Sendable (DynamoDBTenantStore) async throws -> Void
     ) async throws {
         let router = Router()
@@ -61,7 +61,9 @@ final class ScriptedDynamoDB: Sendable {
         let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
         try await app.test(.live) { client in
             let fast = RetryPolicy(maxAttempts: maxRetries + 1, base: .milliseconds(1), throttlingBase: .milliseconds(2), cap: .milliseconds(10))
-            try await withClient(TestAWSClients.credentials, retryPolicy: fast) { aws in
+            // Every answer comes from the script, at once: an attempt only outlasts 10 s when the
+            // test process is busy, and a timed-out attempt would be a resend the script did not plan.
+            try await withClient(TestAWSClients.credentials, retryPolicy: fast, requestTimeout: .seconds(120)) { aws in
                 let store = DynamoDBTenantStore(dynamoDB: DynamoDB(client: aws, endpoint: "http://127.0.0.1:\(client.port ?? 0)"), table: "scripted")
                 try await RetryBudget.$current.withValue(RetryBudget(timeout: timeout, maxRetries: maxRetries)) {
                     try await body(store)

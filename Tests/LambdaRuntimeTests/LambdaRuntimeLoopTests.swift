@@ -95,7 +95,7 @@ struct RecordingLogHandler: LogHandler {
 
 @Suite("The runtime loop")
 struct LambdaRuntimeLoopTests {
-    func invocation(_ id: String, payload: String, deadline: TimeInterval = 30, trace: String? = nil) -> LambdaInvocation {
+    func invocation(_ id: String, payload: String, deadline: TimeInterval = 300, trace: String? = nil) -> LambdaInvocation {
         LambdaInvocation(requestID: id, deadline: Date() + deadline, invokedFunctionARN: "arn", traceID: trace, payload: Array(payload.utf8))
     }
 
@@ -151,7 +151,7 @@ struct LambdaRuntimeLoopTests {
         let (logger, logs) = RecordingLogHandler.logger()
         let loop = LambdaRuntimeLoop(client: client, logger: logger) { invocation, _ in
             if invocation.requestID == "stuck" {
-                await sleepIgnoringCancellation(seconds: 20)
+                await sleepIgnoringCancellation(seconds: 120)
                 stuckFinished.store(true, ordering: .relaxed)
             }
             return Array("done \(invocation.requestID)".utf8)
@@ -182,7 +182,8 @@ struct LambdaRuntimeLoopTests {
 
     @Test("each invocation runs with a retry budget ending before its deadline, shared by the tasks under it")
     func retryBudget() async throws {
-        let client = RecordingRuntimeClient([invocation("1", payload: "a", deadline: 10), invocation("2", payload: "b", deadline: 20)])
+        // Deadlines far enough away that a busy test process still runs both handlers first.
+        let client = RecordingRuntimeClient([invocation("1", payload: "a", deadline: 300), invocation("2", payload: "b", deadline: 600)])
         let seen = Mutex<[(ContinuousClock.Instant, Bool)]>([])
         let loop = LambdaRuntimeLoop(client: client, logger: Logger(label: "test")) { invocation, _ in
             let budget = try #require(RetryBudget.current)
@@ -195,12 +196,12 @@ struct LambdaRuntimeLoopTests {
         try await loop.run(maxInvocations: 2)
         let budgets = seen.withLock { $0 }
         try #require(budgets.count == 2)
-        // Deadlines 10 s and 20 s after the invocations were made (just before `start`), less
+        // Deadlines 300 s and 600 s after the invocations were made (just before `start`), less
         // the 300 ms margin (give or take the time the test took to get here, and the
         // millisecond the wall clock's deadline is rounded to).
-        #expect(budgets[0].0 <= start + .seconds(10) - LambdaRuntimeLoop.budgetMargin + .milliseconds(2))
-        #expect(budgets[0].0 > start + .seconds(8))
-        #expect(budgets[1].0 > budgets[0].0 + .seconds(9), "each invocation has its own budget")
+        #expect(budgets[0].0 <= start + .seconds(300) - LambdaRuntimeLoop.budgetMargin + .milliseconds(2))
+        #expect(budgets[0].0 > start + .seconds(240))
+        #expect(budgets[1].0 > budgets[0].0 + .seconds(240), "each invocation has its own budget")
         #expect(budgets.allSatisfy { $0.1 }, "a child task of the handler shares its budget")
         #expect(RetryBudget.current == nil, "the budget is bound to the invocation only")
     }

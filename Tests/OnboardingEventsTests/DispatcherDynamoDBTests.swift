@@ -30,7 +30,9 @@ struct DispatcherDynamoDBTests {
         let clock = SteppingClock()
         let dispatcher = EventDispatcher(
             store: store, sinks: [flaky, down], clock: clock,
-            configuration: EventDispatcher.Configuration(failAfter: .seconds(60), backoffBase: .seconds(1), backoffCap: .seconds(2)),
+            configuration: EventDispatcher.Configuration(
+                failAfter: .seconds(60), backoffBase: .seconds(1), backoffCap: .seconds(2), boundedPassTimeout: .seconds(300)
+            ),
             logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
         )
         await dispatcher.sweepAll()

@@ -58,7 +58,9 @@ struct DispatcherPassTests {
             if try await outbox.acquireLease(shard: shard, owner: "other", duration: .seconds(30)) { tookOver.withLock { $0 = true } }
         }
         let sink = ScriptedSink(id: "a")
-        let dispatcher = EventDispatcher(store: store, sinks: [sink], clock: clock, logger: Self.quiet)
+        var configuration = EventDispatcher.Configuration()
+        configuration.boundedPassTimeout = .seconds(300)  // a whole pass per sweepAll(), even on a loaded machine
+        let dispatcher = EventDispatcher(store: store, sinks: [sink], clock: clock, configuration: configuration, logger: Self.quiet)
         await dispatcher.sweepAll()
         #expect(tookOver.withLock { $0 })
         #expect(sink.attempted.isEmpty, "nothing is handed to a sink while another dispatcher holds the shard")

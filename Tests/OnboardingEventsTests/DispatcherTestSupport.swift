@@ -151,7 +151,7 @@ func orderViolations(_ events: [OutboxEvent]) -> [String] {
 }
 
 /// Waits (polling) until `condition` holds or `timeout` passes; generous, never a timing assertion.
-func eventually(timeout: Duration = .seconds(60), _ condition: () async throws -> Bool) async rethrows -> Bool {
+func eventually(timeout: Duration = .seconds(300), _ condition: () async throws -> Bool) async rethrows -> Bool {
     let end = ContinuousClock.now + timeout
     while ContinuousClock.now < end {
         if try await condition() { return true }

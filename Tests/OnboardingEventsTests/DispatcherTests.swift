@@ -12,10 +12,17 @@ struct DispatcherTests {
     /// Quick retries and sweeps, for tests on the system clock.
     static let quick = EventDispatcher.Configuration(
         sweepInterval: .milliseconds(100), backoffBase: .milliseconds(5), backoffCap: .milliseconds(40),
-        // One sweepAll() must finish what the tests give it even on a loaded CI machine (the
-        // default, 10 s, ended a pass early there).
-        boundedPassTimeout: .seconds(300)
+        // One sweepAll() (or the last sweep at shutdown) must finish what the tests give it even
+        // on a loaded CI machine (the defaults, 10 s, ended passes early there).
+        boundedPassTimeout: .seconds(300), shutdownSweepTimeout: .seconds(300)
     )
+
+    /// Every test's configuration: one sweepAll() is a whole pass even on a loaded machine.
+    static func configuration(failAfter: Duration = .seconds(24 * 3600), backoffBase: Duration = .seconds(1), backoffCap: Duration = .seconds(300)) -> EventDispatcher.Configuration {
+        EventDispatcher.Configuration(
+            failAfter: failAfter, backoffBase: backoffBase, backoffCap: backoffCap, boundedPassTimeout: .seconds(300), shutdownSweepTimeout: .seconds(300)
+        )
+    }
 
     /// Retries are expected here; their log lines would drown the test output.
     static let quiet = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
@@ -84,7 +91,7 @@ struct DispatcherTests {
         let logs = InMemoryLogHandler()
         let dispatcher = EventDispatcher(
             store: fixture.store, sinks: [sink], clock: clock,
-            configuration: EventDispatcher.Configuration(failAfter: .seconds(3600), backoffBase: .seconds(1), backoffCap: .seconds(60)),
+            configuration: Self.configuration(failAfter: .seconds(3600), backoffBase: .seconds(1), backoffCap: .seconds(60)),
             logger: Logger(label: "test", factory: { _ in logs })
         )
         let first = try await fixture.record(broken, .tenantOnboarded)
@@ -329,7 +336,7 @@ struct DispatcherTests {
         let fixture = try EventStoreFixture()
         defer { fixture.remove() }
         let sink = ScriptedSink(id: "log")
-        let dispatcher = EventDispatcher(store: fixture.store, sinks: [sink])
+        let dispatcher = EventDispatcher(store: fixture.store, sinks: [sink], configuration: Self.configuration())
         var tenants = makeTenants(2)
         while EventOutboxLayout.shard(of: tenants[1]) == EventOutboxLayout.shard(of: tenants[0]) { tenants[1] = makeTenants(1)[0] }
         let told = try await fixture.record(tenants[0])
@@ -385,7 +392,7 @@ struct DispatcherTests {
         // Every sink gives up at once: all of them move to _outbox-failed.
         let dispatcher = EventDispatcher(
             store: fixture.store, sinks: [ScriptedSink(id: "s") { _, _ in .retry("down") }],
-            configuration: EventDispatcher.Configuration(failAfter: .zero), logger: Self.quiet
+            configuration: Self.configuration(failAfter: .zero), logger: Self.quiet
         )
         for _ in 0..<2 { await dispatcher.sweepAll() }
         var failed: [String] = []

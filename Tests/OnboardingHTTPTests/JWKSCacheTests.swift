@@ -48,8 +48,8 @@ struct JWKSCacheTests {
             }
             #expect(principals == Array(repeating: expected, count: 8), "the known key verifies while its refresh hangs")
             #expect(await verifier.jwksFetchCount == 2, "one background refresh for all of them")
-            // (Waiting for the refresh would have ended it: AsyncHTTPClient gives up after 5 s and
-            // the failure is logged.)
+            // (Had they waited for the refresh they would wait still: the issuer answers only
+            // when released, and the fetch's timeout here is 300 s.)
             #expect(!logText(logs).contains("cannot fetch"), "\(logText(logs))")
 
             // The issuer rotates a key in and its hanging answer goes out: a token naming the new

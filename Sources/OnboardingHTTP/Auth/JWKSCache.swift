@@ -149,12 +149,12 @@ actor JWKSCache {
         }
     }
 
-    /// GET `url`, expecting `200` and at most 1 MiB.
-    static func download(_ url: String, httpClient: HTTPClient) async throws -> [UInt8] {
+    /// GET `url`, expecting `200` and at most 1 MiB within `timeout`.
+    static func download(_ url: String, httpClient: HTTPClient, timeout: Duration) async throws -> [UInt8] {
         var request = HTTPClientRequest(url: url)
         request.method = .GET
         request.headers.add(name: "Accept", value: "application/json")
-        let response = try await httpClient.execute(request, timeout: .seconds(5))
+        let response = try await httpClient.execute(request, timeout: .init(timeout))
         let body = try await response.body.collect(upTo: 1024 * 1024)
         guard response.status.code == 200 else {
             throw FetchError(description: "GET \(url) answered HTTP \(response.status.code)")

@@ -50,6 +50,9 @@ public final class JWTVerifier: CredentialVerifier {
         public var minimumRefetchInterval: Duration
         /// After a failed fetch, the next attempt waits this long.
         public var failedFetchRetryInterval: Duration
+        /// A JWKS fetch that has no complete answer after this long fails (and is retried after
+        /// ``failedFetchRetryInterval``).
+        public var fetchTimeout: Duration
         /// Keys older than this are refetched (at the same rate limit) so removed keys stop being
         /// trusted; meanwhile the known keys are still used (a slow issuer stalls no request).
         public var maximumKeyAge: Duration
@@ -74,6 +77,7 @@ public final class JWTVerifier: CredentialVerifier {
             algorithms: Set<String> = Configuration.supportedAlgorithms,
             minimumRefetchInterval: Duration = .seconds(30),
             failedFetchRetryInterval: Duration = .seconds(5),
+            fetchTimeout: Duration = .seconds(5),
             maximumKeyAge: Duration = Configuration.defaultMaximumKeyAge,
             keyGracePeriod: Duration = Configuration.defaultKeyGracePeriod
         ) {
@@ -86,6 +90,7 @@ public final class JWTVerifier: CredentialVerifier {
             self.algorithms = algorithms.intersection(Self.supportedAlgorithms)
             self.minimumRefetchInterval = minimumRefetchInterval
             self.failedFetchRetryInterval = failedFetchRetryInterval
+            self.fetchTimeout = fetchTimeout
             self.maximumKeyAge = maximumKeyAge
             self.keyGracePeriod = keyGracePeriod
         }
@@ -134,7 +139,7 @@ public final class JWTVerifier: CredentialVerifier {
             maximumKeyAge: configuration.maximumKeyAge,
             gracePeriod: configuration.keyGracePeriod,
             logger: logger,
-            fetch: { try await JWKSCache.download(url, httpClient: httpClient) }
+            fetch: { [timeout = configuration.fetchTimeout] in try await JWKSCache.download(url, httpClient: httpClient, timeout: timeout) }
         )
     }
 

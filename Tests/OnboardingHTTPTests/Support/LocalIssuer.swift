@@ -69,8 +69,11 @@ final class LocalIssuer: Sendable {
 
     /// The verifier configuration for this issuer (default claims; `custom:tenantId` names the tenant).
     func configuration(jwksURL: String, maximumKeyAge: Duration, keyGracePeriod: Duration) -> JWTVerifier.Configuration {
+        // A fetch is only ended by the issuer's answer (or its failure), never by a timeout: a busy
+        // test process may take longer than the default 5 s to read a hanging issuer's release.
         JWTVerifier.Configuration(
-            issuer: Self.issuer, jwksURL: jwksURL, clientIDs: [Self.clientID], maximumKeyAge: maximumKeyAge, keyGracePeriod: keyGracePeriod
+            issuer: Self.issuer, jwksURL: jwksURL, clientIDs: [Self.clientID], fetchTimeout: .seconds(300),
+            maximumKeyAge: maximumKeyAge, keyGracePeriod: keyGracePeriod
         )
     }
 

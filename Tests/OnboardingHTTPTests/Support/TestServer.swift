@@ -249,10 +249,11 @@ enum TestServer {
         configuration.adminToken = adminToken
         configuration.onboarding = onboardingAccess
         configuration.rateLimits = rateLimits
-        // moto answers one request at a time: under the whole suite's load a request can wait
-        // longer than serve's default deadline for nothing but the queue (tests of deadlines
-        // set their own).
-        if TestStore.isDynamoDB { configuration.requestDeadline = .seconds(90) }
+        // Under the whole run's load (every test at once, on two cores; moto answering one
+        // request at a time) a request can wait longer than serve's default 10 s for nothing but
+        // the queue, and an idempotency claim's lease (the request's budget) would end while
+        // its request still runs. Tests of deadlines set their own.
+        configuration.requestDeadline = .seconds(120)
         let app = try await buildApplication(configuration, overrides: AppOverrides(
             store: store, wrapStore: wrapStore, logger: logger, jwtVerifier: jwt,
             // API keys' lastUsedAt, written as `serve` writes it (a short interval, for the tests' sake).
@@ -324,7 +325,9 @@ extension CognitoFixture {
         JWTVerifier.Configuration(
             issuer: issuer, jwksURL: jwksURL, clientIDs: [clientId], tokenUses: tokenUses,
             claims: ClaimMapping(tenantClaim: Self.tenantClaim, groupsClaim: Self.groupsClaim, adminGroup: Self.adminGroup),
-            minimumRefetchInterval: minimumRefetchInterval
+            minimumRefetchInterval: minimumRefetchInterval,
+            // moto answers one request at a time: under the run's load a fetch can queue past 5 s.
+            fetchTimeout: .seconds(120)
         )
     }
 }
