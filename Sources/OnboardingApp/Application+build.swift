@@ -50,6 +50,9 @@ public struct AppOverrides: Sendable {
     /// How often the stored admin token's hash is read again (``StoredAdminTokenVerifier``;
     /// `nil`: its default, 5 s; tests: short, to see a rotation or a deletion at once).
     public var adminTokenRefreshInterval: Duration?
+    /// The offboarding worker's pacing; `nil`: its default (tests: no rescan of the markers during
+    /// a test that drives an offboarding itself).
+    public var offboardingWorker: OffboardingWorker.Configuration?
 
     /// Every seam left `nil` (or `{ $0 }`) is what `serve` uses.
     public init(
@@ -63,7 +66,8 @@ public struct AppOverrides: Sendable {
         extraEventSinks: [any EventSink] = [],
         eventDispatcher: EventDispatcher.Configuration? = nil,
         awsEnvironment: AWSEnvironment? = nil,
-        adminTokenRefreshInterval: Duration? = nil
+        adminTokenRefreshInterval: Duration? = nil,
+        offboardingWorker: OffboardingWorker.Configuration? = nil
     ) {
         self.store = store
         self.wrapStore = wrapStore
@@ -76,6 +80,7 @@ public struct AppOverrides: Sendable {
         self.eventDispatcher = eventDispatcher
         self.awsEnvironment = awsEnvironment
         self.adminTokenRefreshInterval = adminTokenRefreshInterval
+        self.offboardingWorker = offboardingWorker
     }
 }
 
@@ -160,6 +165,7 @@ public func buildApplication(
         claimMapping: overrides.jwtVerifier?.configuration.claims ?? configuration.oidc.claims,
         keyUsage: keyUsage,
         requestDeadline: configuration.requestDeadline,
+        offboarding: overrides.offboardingWorker.map { OffboardingWorker(store: store, clock: clock, configuration: $0, events: events) },
         events: events
     )
 

@@ -31,7 +31,9 @@ struct IdempotencyTests {
         request.headers.add(name: "Content-Type", value: "application/json")
         request.headers.add(name: "Idempotency-Key", value: key)
         request.body = .bytes(ByteBuffer(string: body))
-        let response = try await client.execute(request, timeout: .seconds(60))
+        // As patient as the tests' own client (PatientLiveServer): a held request waits for
+        // others, on moto one at a time under the whole run's load.
+        let response = try await client.execute(request, timeout: .seconds(300))
         let bytes = try await response.body.collect(upTo: 1 << 16)
         return (Int(response.status.code), Array(bytes.readableBytesView), response.headers.first(name: "Idempotent-Replayed") == "true")
     }

@@ -128,8 +128,8 @@ struct OffboardingTests {
                 writes.append(.put(Item(tenantId: id, resourceKey: "doc#\(index)", attributes: ["n": .int(index)]), condition: nil))
             }
             for start in stride(from: 0, to: writes.count, by: 50) { try await fixture.store.transact(Array(writes[start..<start + 50])) }
-            // Started as DELETE starts it, not enqueued: the server's worker leaves it alone until
-            // its next scan, a minute away.
+            // Started as DELETE starts it, not enqueued: the server's worker leaves it alone (it
+            // read the markers at start, and TestServer sets its next reading an hour away).
             let offboarding = Offboarding(store: fixture.store)
             _ = try await offboarding.start(tenantId)
 

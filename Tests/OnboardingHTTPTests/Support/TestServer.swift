@@ -256,9 +256,15 @@ enum TestServer {
         configuration.requestDeadline = .seconds(120)
         let app = try await buildApplication(configuration, overrides: AppOverrides(
             store: store, wrapStore: wrapStore, logger: logger, jwtVerifier: jwt,
-            // API keys' lastUsedAt, written as `serve` writes it (a short interval, for the tests' sake).
-            keyUsage: .init(flushInterval: .milliseconds(50)),
-            eventDispatcher: Self.dispatcherConfiguration
+            // API keys' lastUsedAt, written as `serve` writes it (a short interval, for the tests'
+            // sake), noted at most once an hour (serve: a minute) so that a test running for
+            // minutes under the whole run's load still sees one use noted once.
+            keyUsage: .init(flushInterval: .milliseconds(50), resolution: .seconds(3600)),
+            eventDispatcher: Self.dispatcherConfiguration,
+            // The markers are read at start, as `serve` reads them, but not again a minute later:
+            // a test that drives an offboarding step by step (and runs for minutes under the
+            // whole run's load) must not see the server's worker finish it meanwhile.
+            offboardingWorker: .init(rescanInterval: .seconds(3600))
         ))
         let secrets = SecretLedger()
         secrets.record(adminToken)
