@@ -6,6 +6,7 @@ import Logging
 import NIOCore
 import Synchronization
 import Testing
+import ServiceLifecycle
 
 /// A Runtime API on 127.0.0.1 that hands out one invocation and refuses its response with
 /// `responseStatus`, as Lambda does with a response over 6 MB (413) or one posted too late (400).
@@ -59,14 +60,24 @@ final class RefusingRuntimeAPI: Sendable {
             onServerRunning: { channel in port.withLock { $0 = channel.localAddress?.port } }
         )
         try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await app.runService(gracefulShutdownSignals: []) }
+            // Stopped gracefully, never by cancelling it while it listens: a connection accepted but
+        // not yet served when the serving task is cancelled makes NIO trap ("Deinited
+        // NIOAsyncWriter without calling finish()", apple/swift-nio#3481; seen in CI). Graceful
+        // shutdown closes the listening socket first; what is still open after 2 s is cancelled.
+        let services = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: app.logger))
+        group.addTask { try await services.run() }
             var bound: Int?
             while bound == nil {
                 try await Task.sleep(for: .milliseconds(10))
                 bound = port.withLock { $0 }
             }
-            try await body("127.0.0.1:\(bound!)")
-            group.cancelAll()
+            do {
+                try await body("127.0.0.1:\(bound!)")
+            } catch {
+                await stopGracefully(services, &group)
+                throw error
+            }
+            await stopGracefully(services, &group)
         }
     }
 }

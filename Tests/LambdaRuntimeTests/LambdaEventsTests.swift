@@ -11,6 +11,7 @@ import OnboardingHTTP
 import OnboardingSQLite
 import Synchronization
 import Testing
+import ServiceLifecycle
 
 // Lifecycle events on Lambda, through the real runtime loop and its HTTP Runtime API client: the
 // events an invocation recorded are delivered after its answer is posted and before the next
@@ -26,6 +27,15 @@ private func eventFile(_ name: String) throws -> [UInt8] {
     return Array(try Data(contentsOf: url))
 }
 
+/// Shuts `services` down gracefully (the listening socket closes first), then cancels what is
+/// still running after 2 s (a request held open, such as a long-polled `/next`).
+func stopGracefully(_ services: ServiceGroup, _ group: inout ThrowingTaskGroup<Void, any Error>) async {
+    await services.triggerGracefulShutdown()
+    group.addTask { try await Task.sleep(for: .seconds(2)) }
+    _ = try? await group.next()
+    group.cancelAll()
+}
+
 /// Runs `router` on 127.0.0.1 (a free port) while `body` runs, passing it the port.
 private func withLocalServer(_ router: Router<BasicRequestContext>, _ body: (Int) async throws -> Void) async throws {
     let port = Mutex<Int?>(nil)
@@ -33,14 +43,19 @@ private func withLocalServer(_ router: Router<BasicRequestContext>, _ body: (Int
         router: router, configuration: ApplicationConfiguration(address: .hostname("127.0.0.1", port: 0)),
         onServerRunning: { channel in port.withLock { $0 = channel.localAddress?.port } },
         logger: {
-            // Quiet: cancelling the server at the end logs errors that say nothing about the test.
+            // Quiet: stopping the server at the end logs errors that say nothing about the test.
             var logger = Logger(label: "test-server")
             logger.logLevel = .critical
             return logger
         }()
     )
     try await withThrowingTaskGroup(of: Void.self) { group in
-        group.addTask { try await app.runService(gracefulShutdownSignals: []) }
+        // Stopped gracefully, never by cancelling it while it listens: a connection accepted but
+        // not yet served when the serving task is cancelled makes NIO trap ("Deinited
+        // NIOAsyncWriter without calling finish()", apple/swift-nio#3481; seen in CI). Graceful
+        // shutdown closes the listening socket first; what is still open after 2 s is cancelled.
+        let services = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: app.logger))
+        group.addTask { try await services.run() }
         var bound: Int?
         while bound == nil {
             try await Task.sleep(for: .milliseconds(10))
@@ -49,10 +64,10 @@ private func withLocalServer(_ router: Router<BasicRequestContext>, _ body: (Int
         do {
             try await body(bound!)
         } catch {
-            group.cancelAll()
+            await stopGracefully(services, &group)
             throw error
         }
-        group.cancelAll()
+        await stopGracefully(services, &group)
     }
 }
 

@@ -14,6 +14,7 @@ import OnboardingCore
 import OnboardingEvents
 import Synchronization
 import Testing
+import ServiceLifecycle
 
 /// Events for the sink tests: real envelopes (``TenantEvent``), each of a new tenant unless one is given.
 enum SinkTestEvents {
@@ -49,6 +50,7 @@ final class RecordingWebhookReceiver: Sendable {
     let port: Int
     var url: String { "http://127.0.0.1:\(port)/hook" }
     private let recorded: Recorded
+    private let services: ServiceGroup
     private let task: Task<Void, any Error>
 
     /// The requests received so far, in arrival order.
@@ -85,25 +87,39 @@ final class RecordingWebhookReceiver: Sendable {
         let app = Application(
             router: router, configuration: ApplicationConfiguration(address: .hostname("127.0.0.1", port: 0)),
             onServerRunning: { channel in port.withLock { $0 = channel.localAddress?.port } },
-            // Quiet: stopping by cancellation makes Hummingbird log errors that are not the test's.
+            // Quiet: stopping makes Hummingbird log errors that are not the test's.
             logger: { var logger = Logger(label: "test.receiver"); logger.logLevel = .critical; return logger }()
         )
-        let task = Task { try await app.runService(gracefulShutdownSignals: []) }
+        // Stopped gracefully, never by cancelling it while it listens: a connection accepted but
+        // not yet served when the serving task is cancelled makes NIO trap ("Deinited
+        // NIOAsyncWriter without calling finish()", apple/swift-nio#3481; seen in CI). Graceful
+        // shutdown closes the listening socket first; what is still open after 2 s is cancelled.
+        let services = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: app.logger))
+        let task = Task { try await services.run() }
         for _ in 0..<3000 {
-            if let bound = port.withLock({ $0 }) { return RecordingWebhookReceiver(port: bound, recorded: recorded, task: task) }
+            if let bound = port.withLock({ $0 }) { return RecordingWebhookReceiver(port: bound, recorded: recorded, services: services, task: task) }
             try await Task.sleep(for: .milliseconds(10))
         }
-        task.cancel()
+        await services.triggerGracefulShutdown()
         throw UnavailableInThisEnvironment(description: "the webhook receiver did not start listening")
     }
 
-    private init(port: Int, recorded: Recorded, task: Task<Void, any Error>) {
+    private init(port: Int, recorded: Recorded, services: ServiceGroup, task: Task<Void, any Error>) {
         self.port = port
         self.recorded = recorded
+        self.services = services
         self.task = task
     }
 
-    func stop() { task.cancel() }
+    /// Shuts the receiver down gracefully (its listening socket closes first); what still runs
+    /// after 2 s is cancelled.
+    func stop() {
+        Task { [services, task] in
+            await services.triggerGracefulShutdown()
+            try? await Task.sleep(for: .seconds(2))
+            task.cancel()
+        }
+    }
 }
 
 /// A port where the kernel accepts connections (they wait in the listen backlog) but nobody ever
