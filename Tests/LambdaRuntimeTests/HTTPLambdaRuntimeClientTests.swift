@@ -60,12 +60,10 @@ final class RefusingRuntimeAPI: Sendable {
             onServerRunning: { channel in port.withLock { $0 = channel.localAddress?.port } }
         )
         try await withThrowingTaskGroup(of: Void.self) { group in
-            // Stopped gracefully, never by cancelling it while it listens: a connection accepted but
-        // not yet served when the serving task is cancelled makes NIO trap ("Deinited
-        // NIOAsyncWriter without calling finish()", apple/swift-nio#3481; seen in CI). Graceful
-        // shutdown closes the listening socket first; what is still open after 2 s is cancelled.
-        let services = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: app.logger))
-        group.addTask { try await services.run() }
+            // Stopped gracefully (see stopGracefully in LambdaEventsTests.swift): cancelling a
+            // server while it listens can leave an accepted connection unserved, which NIO traps on.
+            let services = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: app.logger))
+            group.addTask { try await services.run() }
             var bound: Int?
             while bound == nil {
                 try await Task.sleep(for: .milliseconds(10))
