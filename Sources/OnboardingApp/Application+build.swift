@@ -124,8 +124,11 @@ public func buildApplication(
         store: store, sinks: eventSinks.sinks + overrides.extraEventSinks, clock: clock,
         configuration: overrides.eventDispatcher ?? dispatcherConfiguration, logger: logger
     )
-    // Every change's events, recorded in its transaction; once durable they wake the dispatcher.
+    // Every change's events, recorded in its transaction; once durable they wake the dispatcher
+    // and, when they change what a credential may do, empty the credential cache.
+    let credentials = CredentialCache(configuration: configuration.credentialCache)
     let events = EventRecorder(source: configuration.events.resolvedSource, clock: clock, onRecorded: { dispatcher.notify($0) })
+        .observed(by: credentials.invalidate(after:))
 
     // The admin: a configured token; otherwise the stored hash, re-read every few seconds so a
     // rotation reaches running servers (on a server prepared now, on Lambda on first use).
@@ -166,7 +169,8 @@ public func buildApplication(
         keyUsage: keyUsage,
         requestDeadline: configuration.requestDeadline,
         offboarding: overrides.offboardingWorker.map { OffboardingWorker(store: store, clock: clock, configuration: $0, events: events) },
-        events: events
+        events: events,
+        credentials: credentials
     )
 
     // Every background service, in start order (they stop in reverse, after the HTTP server).

@@ -39,11 +39,12 @@ public struct Setting: Sendable {
     public static let trustedProxies = Setting(key: "trusted_proxies", isSecret: false)
     public static let ipv6RateLimitPrefix = Setting(key: "ipv6_rate_limit_prefix", isSecret: false)
     public static let requestDeadline = Setting(key: "request_deadline", isSecret: false)
+    public static let credentialCache = Setting(key: "credential_cache", isSecret: false)
 
     public static let all: [Setting] = [
         .host, .port, .database, .adminToken, .logLevel, .store, .table, .dynamoDBEndpoint, .region,
         .onboarding, .rateLimits, .rateLimit, .anonymousRateLimit, .onboardRateLimit, .trustedProxies, .requestDeadline,
-        .ipv6RateLimitPrefix,
+        .ipv6RateLimitPrefix, .credentialCache,
     ] + oidc + events + connections
 }
 
@@ -159,6 +160,9 @@ public struct ServeConfiguration: Sendable {
     public var oidc = OIDCConfiguration()
     /// How long a request's store calls may take, retries included, before it is answered 503.
     public var requestDeadline: Duration = .seconds(10)
+    /// How long API keys' look-up items and tenants' statuses are reused (changes made by this
+    /// process apply at once; other processes' within this); `.zero`: read on every request.
+    public var credentialCache = CredentialCache.Configuration()
     /// Where lifecycle events are delivered (they are recorded whatever this says).
     public var events = EventsConfiguration()
     /// Timeouts for slow and idle clients, and the cap on connections (the HTTP server only).
@@ -212,6 +216,12 @@ public struct ServeConfiguration: Sendable {
                 throw ConfigurationError(description: "invalid \(source) '\(text)': expected a duration from 100ms to 300s, e.g. 10s or 2500ms")
             }
             configuration.requestDeadline = deadline
+        }
+        if let (text, source) = settings.read(.credentialCache) {
+            guard let maxAge = parseDuration(text), maxAge <= .seconds(60) else {
+                throw ConfigurationError(description: "invalid \(source) '\(text)': expected a duration from 0 (off) to 60s, e.g. 1s or 250ms")
+            }
+            configuration.credentialCache.maxAge = maxAge
         }
         configuration.events = try EventsConfiguration.resolve(settings)
         configuration.connectionLimits = try ConnectionLimits.resolve(settings)

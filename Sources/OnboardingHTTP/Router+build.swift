@@ -29,6 +29,9 @@ public struct AppDependencies: Sendable {
     /// Makes and records the events of every change the routes make (by default one on ``clock``
     /// that wakes no dispatcher; `buildApplication` passes the dispatcher's).
     public var events: EventRecorder
+    /// API keys' look-up items and tenants' statuses read lately (see ``CredentialCache`` for
+    /// the bounds); emptied by ``events`` whenever a change here alters what a credential may do.
+    public var credentials: CredentialCache
 
     public init(
         store: any TenantStore,
@@ -43,9 +46,14 @@ public struct AppDependencies: Sendable {
         keyUsage: KeyUsageRecorder? = nil,
         requestDeadline: Duration = .seconds(10),
         offboarding: OffboardingWorker? = nil,
-        events: EventRecorder? = nil
+        events: EventRecorder? = nil,
+        credentials: CredentialCache? = nil
     ) {
-        let events = events ?? EventRecorder(clock: clock)
+        // Every change recorded through these dependencies empties the cache when it alters a
+        // credential. A caller that builds other recorders (buildApplication's offboarding
+        // worker) wires them to the same cache; a change seen twice only empties it twice.
+        let credentials = credentials ?? CredentialCache()
+        let events = (events ?? EventRecorder(clock: clock)).observed(by: credentials.invalidate(after:))
         self.store = store
         self.verifiers = verifiers
         self.ids = ids
@@ -59,6 +67,7 @@ public struct AppDependencies: Sendable {
         self.requestDeadline = requestDeadline
         self.offboarding = offboarding ?? OffboardingWorker(store: store, clock: clock, events: events)
         self.events = events
+        self.credentials = credentials
     }
 
     var apiKeys: ApiKeys { ApiKeys(store: store, hasher: hasher, clock: clock, events: events) }
@@ -117,12 +126,14 @@ public func buildRouter(_ dependencies: AppDependencies) -> Router<AppRequestCon
     router.add(middleware: RequestBudgetMiddleware(deadline: dependencies.requestDeadline))
     if let limiter = dependencies.rateLimiter { router.add(middleware: FailedAuthLimitMiddleware(limiter: limiter)) }
     router.add(middleware: BearerAuthenticator(
-        verifiers: dependencies.verifiers + [ApiKeyVerifier(apiKeys: dependencies.apiKeys, usage: dependencies.keyUsage)],
+        verifiers: dependencies.verifiers + [
+            ApiKeyVerifier(apiKeys: dependencies.apiKeys, usage: dependencies.keyUsage, cache: dependencies.credentials)
+        ],
         claimMapping: dependencies.claimMapping
     ))
     router.add(middleware: ChangeContextMiddleware())
     if let limiter = dependencies.rateLimiter { router.add(middleware: RateLimitMiddleware(limiter: limiter)) }
-    router.add(middleware: TenantStatusGate(store: dependencies.store))
+    router.add(middleware: TenantStatusGate(store: dependencies.store, cache: dependencies.credentials))
     for route in routes {
         router.on(RouterPath(route.routerPath), method: route.method) { request, context in
             try route.access.authorize(context.identity, parameters: context.parameters)

@@ -41,6 +41,12 @@ struct Serve: AsyncParsableCommand {
     ))
     var requestDeadline: String?
 
+    @Option(help: ArgumentHelp(
+        "How long an API key's look-up and a tenant's status are reused before the store is read again: revocations and suspensions made by other processes apply within it, this server's own at once (ONBOARD_CREDENTIAL_CACHE; default 1s; 0 reads on every request).",
+        valueName: "duration"
+    ))
+    var credentialCache: String?
+
     @OptionGroup var accessOptions: AccessOptions
     @OptionGroup var oidcOptions: OIDCOptions
     @OptionGroup var eventsOptions: EventsOptions
@@ -49,7 +55,7 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         let flags = [
             Setting.host.key: host, Setting.port.key: port, Setting.adminToken.key: adminToken, Setting.logLevel.key: logLevel,
-            Setting.requestDeadline.key: requestDeadline,
+            Setting.requestDeadline.key: requestDeadline, Setting.credentialCache.key: credentialCache,
         ].compactMapValues { $0 }.merging(storeOptions.flags) { $1 }.merging(accessOptions.flags) { $1 }.merging(oidcOptions.flags) { $1 }
             .merging(eventsOptions.flags) { $1 }.merging(connectionOptions.flags) { $1 }
         let configuration: ServeConfiguration

@@ -123,4 +123,23 @@ struct JWKSCacheTests {
             try ServeConfiguration.resolve(flags: ["oidc_jwks_grace": "60s"], environment: [:])
         }
     }
+
+    @Test("a verified token is remembered, but never past its exp: the next use after it is refused")
+    func rememberedTokenExpires() async throws {
+        try await LocalIssuer.run { issuer, url in
+            let clock = MovableClock()
+            var configuration = issuer.configuration(jwksURL: url, maximumKeyAge: .seconds(86_400), keyGracePeriod: .seconds(86_400))
+            // Longer than the token lives: only its exp can end what is remembered.
+            configuration.verifiedTokenMaxAge = .seconds(86_400)
+            let verifier = JWTVerifier(configuration: configuration, now: { clock.now })
+            let token = try await issuer.token(kid: "k1", tenant: Self.tenant)
+            let expected = Principal.tenant(try #require(TenantID(Self.tenant)))
+            #expect(try await verifier.principal(for: token) == expected)
+            clock.advance(seconds: 3000)
+            #expect(try await verifier.principal(for: token) == expected)
+            // exp is an hour after issue; the leeway is 60 s.
+            clock.advance(seconds: 600 + 61)
+            await #expect(throws: Problem.self) { try await verifier.principal(for: token) }
+        }
+    }
 }

@@ -191,4 +191,14 @@ public struct EventRecorder: Sendable {
 
     /// Says that these events' transaction is durable.
     public func recorded(_ events: TenantEvent...) { onRecorded(events) }
+
+    /// The same recorder (same source, clock and ids), also telling `observer` of every durable
+    /// event, after whoever it told before.
+    public func observed(by observer: @escaping @Sendable ([TenantEvent]) -> Void) -> EventRecorder {
+        let told = onRecorded
+        return EventRecorder(source: source, clock: clock, ids: ids) { events in
+            told(events)
+            observer(events)
+        }
+    }
 }

@@ -40,6 +40,18 @@ public struct ApiKey: Sendable, Hashable {
     }
 }
 
+/// What a live key's look-up item says: who owns the key, and the hash its text must have.
+public struct ApiKeyLookup: Sendable, Hashable {
+    public var owner: TenantID
+    /// `sha256:<hex>` of the key's text.
+    public var keyHash: String
+
+    public init(owner: TenantID, keyHash: String) {
+        self.owner = owner
+        self.keyHash = keyHash
+    }
+}
+
 /// One page of a tenant's API keys.
 public struct ApiKeyPage: Sendable, Hashable {
     public var keys: [ApiKey]
@@ -336,13 +348,22 @@ public struct ApiKeys: Sendable {
     ///
     /// The hash is compared in constant time; the key id only selects the look-up item.
     public func verify(_ text: String) async throws -> (TenantID, keyId: String)? {
-        guard let keyId = Self.keyId(of: text) else { return nil }
-        guard let lookup = try await store.get(Self.lookupKey(keyId)),
-            let stored = lookup["keyHash"]?.stringValue, let owner = lookup["ownerTenantId"]?.stringValue.flatMap(TenantID.init)
+        guard let keyId = Self.keyId(of: text), let lookup = try await lookup(keyId: keyId), matches(text, lookup) else { return nil }
+        return (lookup.owner, keyId)
+    }
+
+    /// A live key's look-up item (its owner and its hash); `nil` when there is no such key.
+    public func lookup(keyId: String) async throws -> ApiKeyLookup? {
+        guard let item = try await store.get(Self.lookupKey(keyId)),
+            let stored = item["keyHash"]?.stringValue, let owner = item["ownerTenantId"]?.stringValue.flatMap(TenantID.init)
         else { return nil }
+        return ApiKeyLookup(owner: owner, keyHash: stored)
+    }
+
+    /// Whether `text` is the key whose look-up item this is: its SHA-256 compared in constant time.
+    public func matches(_ text: String, _ lookup: ApiKeyLookup) -> Bool {
         let presented = "sha256:" + hasher.sha256Hex(text)
-        guard ConstantTime.equals(Array(presented.utf8), Array(stored.utf8)) else { return nil }
-        return (owner, keyId)
+        return ConstantTime.equals(Array(presented.utf8), Array(lookup.keyHash.utf8))
     }
 
     /// Records that a key was used at `usedAt` (default: now) in one write, only if the key still
@@ -356,12 +377,16 @@ public struct ApiKeys: Sendable {
     }
 
     /// `onb_<16 hex>_<43 base64url>` → the key id; `nil` for any other text.
-    static func keyId(of text: String) -> String? {
-        let parts = text.split(separator: "_", maxSplits: 2, omittingEmptySubsequences: false)
-        guard parts.count == 3, parts[0] == "onb", parts[1].count == 16, parts[1].allSatisfy(\.isHexDigit),
-            parts[1].allSatisfy({ !$0.isUppercase }), parts[2].count == 43
+    /// (Read byte by byte: it runs on every request made with a bearer token.)
+    public static func keyId(of text: String) -> String? {
+        let bytes = text.utf8
+        // "onb_" + 16 lowercase hex digits + "_" + 43 characters of the secret.
+        guard bytes.count == 64, bytes.starts(with: "onb_".utf8) else { return nil }
+        let id = bytes.dropFirst(4).prefix(16)
+        guard id.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains($0) }),
+            bytes.dropFirst(20).first == UInt8(ascii: "_"), bytes.dropFirst(21).allSatisfy({ $0 < 0x80 })
         else { return nil }
-        return String(parts[1])
+        return String(Substring(id))
     }
 
     static func lookupKey(_ keyId: String) -> ItemKey {

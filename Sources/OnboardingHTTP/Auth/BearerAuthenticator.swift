@@ -140,11 +140,18 @@ public struct BearerAuthenticator: AuthenticatorMiddleware {
     }
 
     /// The token of a `Bearer` credential (scheme case-insensitive, RFC 9110 §11.1).
+    /// Read byte by byte (it runs on every authenticated request): the scheme is the first word,
+    /// the token the rest with spaces and tabs trimmed.
     static func bearerToken(_ header: String) -> String? {
-        let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
-        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
-        let token = parts[1].trimmingCharacters(in: .whitespaces)
-        return token.isEmpty ? nil : token
+        let bytes = header.utf8
+        let isBlank = { (byte: UInt8) in byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
+        guard let schemeStart = bytes.firstIndex(where: { $0 != UInt8(ascii: " ") }),
+            let schemeEnd = bytes[schemeStart...].firstIndex(of: UInt8(ascii: " ")),
+            bytes[schemeStart..<schemeEnd].elementsEqual("bearer".utf8, by: { $0 | 0x20 == $1 }),
+            let tokenStart = bytes[schemeEnd...].firstIndex(where: { !isBlank($0) }),
+            let tokenLast = bytes[tokenStart...].lastIndex(where: { !isBlank($0) })
+        else { return nil }
+        return String(Substring(bytes[tokenStart...tokenLast]))
     }
 }
 

@@ -1,8 +1,10 @@
 import AsyncHTTPClient
+import Crypto
 import Foundation
 import JWTKit
 import Logging
 import OnboardingCore
+import Synchronization
 
 /// Accepts JSON Web Tokens from one OIDC issuer (a Cognito user pool): signature checked with
 /// jwt-kit against the issuer's JWKS, then issuer, audience, lifetime and `token_use`, then the
@@ -24,6 +26,11 @@ import OnboardingCore
 ///    token's `client_id` is a configured client id; `exp` (required), `nbf` and `iat` hold with
 ///    ``Configuration/clockSkew`` of leeway;
 /// 5. the claims name a principal (the admin group, or a tenant id).
+///
+/// A token that passed every check is remembered (by its SHA-256, never its text) until its
+/// `exp` (plus the leeway), at most ``Configuration/verifiedTokenMaxAge``: its next uses skip the
+/// signature and claim checks but not its lifetime, which is checked on every use. What the
+/// token names is still subject to the tenant's status on every request (``TenantStatusGate``).
 ///
 /// When the JWKS cannot be fetched and no trusted key for the token is cached, the request is answered
 /// `401` too (fail closed; the outage is logged at `error`): every route documents `401` for a
@@ -59,6 +66,9 @@ public final class JWTVerifier: CredentialVerifier {
         /// How long past ``maximumKeyAge`` the known keys are still trusted while refetches fail;
         /// after that JWTs are refused (`401`, "try again later") until a fetch succeeds.
         public var keyGracePeriod: Duration
+        /// How long a verified token is remembered at most (see the type's documentation);
+        /// `.zero` verifies every use.
+        public var verifiedTokenMaxAge: Duration
 
         /// The algorithms this verifier can accept at all.
         public static let supportedAlgorithms: Set<String> = ["RS256", "ES256"]
@@ -79,7 +89,8 @@ public final class JWTVerifier: CredentialVerifier {
             failedFetchRetryInterval: Duration = .seconds(5),
             fetchTimeout: Duration = .seconds(5),
             maximumKeyAge: Duration = Configuration.defaultMaximumKeyAge,
-            keyGracePeriod: Duration = Configuration.defaultKeyGracePeriod
+            keyGracePeriod: Duration = Configuration.defaultKeyGracePeriod,
+            verifiedTokenMaxAge: Duration = .seconds(60)
         ) {
             self.issuer = issuer
             self.jwksURL = jwksURL ?? Self.defaultJWKSURL(issuer: issuer)
@@ -93,6 +104,7 @@ public final class JWTVerifier: CredentialVerifier {
             self.fetchTimeout = fetchTimeout
             self.maximumKeyAge = maximumKeyAge
             self.keyGracePeriod = keyGracePeriod
+            self.verifiedTokenMaxAge = verifiedTokenMaxAge
         }
 
         /// One hour.
@@ -119,6 +131,23 @@ public final class JWTVerifier: CredentialVerifier {
     private let keys: JWKSCache
     private let now: @Sendable () -> Date
     private let logger: Logger
+    private let verified = Mutex(VerifiedTokens())
+
+    /// Tokens that passed every check, by the SHA-256 of their text.
+    private struct VerifiedTokens {
+        struct Entry {
+            var credential: VerifiedCredential
+            /// The token's own window, leeway included (seconds since 1970).
+            var validFrom: Double
+            var validUntil: Double
+            /// When it was verified; used until ``Configuration/verifiedTokenMaxAge`` after.
+            var verifiedAt: Double
+        }
+
+        var entries: [SHA256Digest: Entry] = [:]
+        /// At most this many are kept; a flood of distinct tokens empties the table.
+        static let maxEntries = 10_000
+    }
 
     /// - Parameters:
     ///   - httpClient: fetches the JWKS (default: the shared client).
@@ -159,8 +188,31 @@ public final class JWTVerifier: CredentialVerifier {
     /// - Throws: a `401` problem (`invalid_token`) when it is a JWT that fails a check.
     public func credential(for token: String) async throws -> VerifiedCredential? {
         guard Self.looksLikeJWT(token) else { return nil }
+        let remember = configuration.verifiedTokenMaxAge > .zero
+        let digest = remember ? SHA256.hash(data: Array(token.utf8)) : nil
+        let now = now().timeIntervalSince1970
+        if let digest {
+            let maxAge = Double(configuration.verifiedTokenMaxAge.components.seconds)
+                + Double(configuration.verifiedTokenMaxAge.components.attoseconds) / 1e18
+            let kept = verified.withLock { tokens -> VerifiedTokens.Entry? in
+                guard let entry = tokens.entries[digest] else { return nil }
+                guard now - entry.verifiedAt < maxAge, now >= entry.validFrom, now <= entry.validUntil else {
+                    tokens.entries[digest] = nil
+                    return nil
+                }
+                return entry
+            }
+            if let kept { return kept.credential }
+        }
         do {
-            return try await verify(token)
+            let (credential, validFrom, validUntil) = try await verify(token)
+            if let digest {
+                verified.withLock { tokens in
+                    if tokens.entries.count >= VerifiedTokens.maxEntries { tokens.entries.removeAll(keepingCapacity: true) }
+                    tokens.entries[digest] = .init(credential: credential, validFrom: validFrom, validUntil: validUntil, verifiedAt: now)
+                }
+            }
+            return credential
         } catch {
             logger.debug("bearer JWT rejected", metadata: ["reason": "\(error.detail)"])
             throw Problem.unauthorized(error.detail, invalidToken: true)
@@ -194,7 +246,8 @@ public final class JWTVerifier: CredentialVerifier {
         }
     }
 
-    private func verify(_ token: String) async throws(Rejection) -> VerifiedCredential {
+    /// The credential, and the window (leeway included, seconds since 1970) in which the token is valid.
+    private func verify(_ token: String) async throws(Rejection) -> (VerifiedCredential, validFrom: Double, validUntil: Double) {
         guard token.utf8.count <= 16 * 1024 else { throw .malformed }
         let segments = token.split(separator: ".", omittingEmptySubsequences: false)
         guard let headerBytes = ByteEncoding.base64URLDecoded(segments[0]).map({ Data($0) }),
@@ -230,7 +283,7 @@ public final class JWTVerifier: CredentialVerifier {
     }
 
     /// The claim checks, on a payload whose signature has been verified.
-    private func check(_ claims: VerifiedClaims) throws(Rejection) -> VerifiedCredential {
+    private func check(_ claims: VerifiedClaims) throws(Rejection) -> (VerifiedCredential, validFrom: Double, validUntil: Double) {
         guard claims.string("iss") == configuration.issuer else { throw .issuer }
 
         let tokenUse = claims.string("token_use").flatMap(TokenUse.init(rawValue:))
@@ -257,7 +310,8 @@ public final class JWTVerifier: CredentialVerifier {
         let mapping = configuration.claims
         let outcome = mapping.outcome(groups: claims.strings(mapping.groupsClaim), tenant: claims.string(mapping.tenantClaim))
         guard case .principal(let principal) = outcome else { throw .noPrincipal(mapping.refusal(outcome)) }
-        return VerifiedCredential(principal: principal, subject: claims.string("sub"))
+        let validFrom = max(claims.number("nbf") ?? -.infinity, claims.number("iat") ?? -.infinity) - skew
+        return (VerifiedCredential(principal: principal, subject: claims.string("sub")), validFrom, expiry + skew)
     }
 
     /// Why a JWT was refused; each has the one-line detail the client sees.

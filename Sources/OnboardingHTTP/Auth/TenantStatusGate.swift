@@ -3,8 +3,9 @@ import OnboardingCore
 
 /// Lets a tenant's credentials act only while the tenant is `ACTIVE`; runs after authentication.
 ///
-/// For a tenant principal (an API key, or a JWT naming the tenant) it reads the tenant's profile
-/// once per request:
+/// For a tenant principal (an API key, or a JWT naming the tenant) it looks at the tenant's
+/// status (from the ``CredentialCache`` when read less than a second ago, see there for the
+/// bounds; otherwise from the profile):
 /// - `SUSPENDED`: `403` problem `tenant-suspended`, on every route (the tenant's data stays as it
 ///   is; the admin reactivates it);
 /// - `OFFBOARDING`, `OFFBOARDED`, or no such tenant: `401`, exactly as a credential that is not
@@ -15,14 +16,29 @@ struct TenantStatusGate: RouterMiddleware {
     typealias Context = AppRequestContext
 
     let store: any TenantStore
+    let cache: CredentialCache
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard case .tenant(let id)? = context.identity else { return try await next(request, context) }
-        let item = try await store.get(Tenant.key(id))
-        let status = item?[Tenant.Attribute.status]?.stringValue.flatMap(TenantStatus.init(rawValue:))
+        let status: TenantStatus?
+        if let kept = cache.status(id) {
+            status = kept
+        } else {
+            let ticket = cache.ticket()
+            let item = try await store.get(Tenant.key(id))
+            status = item?[Tenant.Attribute.status]?.stringValue.flatMap(TenantStatus.init(rawValue:))
+            if let status { cache.keep(status, tenant: id, ticket: ticket) }
+        }
+        try Self.admit(status)
+        return try await next(request, context)
+    }
+
+    /// Passes an `ACTIVE` tenant; refuses any other status (or none) as described above. Routes
+    /// that read the profile anyway check what they read with this too.
+    static func admit(_ status: TenantStatus?) throws {
         switch status {
         case .active?:
-            return try await next(request, context)
+            return
         case .suspended?:
             throw Problem.tenantSuspended()
         case .offboarding?, .offboarded?, nil:

@@ -107,6 +107,9 @@ struct TenantController: Sendable {
     @Sendable func tenant(_ request: Request, context: AppRequestContext) async throws -> Response {
         let id = try Self.tenantID(context)
         let tenant = try await tenants.tenant(id)
+        // The gate may have admitted the tenant on a status read up to a second ago (another
+        // process's suspension not seen yet): what was just read decides.
+        if case .tenant? = context.identity { try TenantStatusGate.admit(tenant.status) }
         // Only the admin sees an OFFBOARDING tenant (its own credentials are refused), so the
         // marker's extra read is paid only on that rare answer.
         guard tenant.status == .offboarding else { return Self.tenantResponse(tenant) }

@@ -225,6 +225,7 @@ enum TestServer {
     ///   - oidc: a Cognito pool on moto whose tokens the server accepts (a ``JWTVerifier`` with
     ///     the pool's issuer, JWKS and app client, default claims), after the admin token.
     ///   - jwtVerifier: a verifier of the test's own instead (other settings, a test clock).
+    ///   - credentialCache: serve's default unless a test of the cache says otherwise.
     static func run<Value: Sendable>(
         logLevel: Logger.Level = .debug,
         wrapStore: @escaping @Sendable (any TenantStore) -> any TenantStore = { $0 },
@@ -232,6 +233,7 @@ enum TestServer {
         rateLimits: RateLimitPolicy? = nil,
         oidc: CognitoFixture? = nil,
         jwtVerifier: JWTVerifier? = nil,
+        credentialCache: CredentialCache.Configuration = CredentialCache.Configuration(),
         _ body: @Sendable (APIClient, TestFixture) async throws -> Value
     ) async throws -> Value {
         let directory = try TemporaryDirectory()
@@ -254,6 +256,7 @@ enum TestServer {
         // the queue, and an idempotency claim's lease (the request's budget) would end while
         // its request still runs. Tests of deadlines set their own.
         configuration.requestDeadline = .seconds(120)
+        configuration.credentialCache = credentialCache
         let app = try await buildApplication(configuration, overrides: AppOverrides(
             store: store, wrapStore: wrapStore, logger: logger, jwtVerifier: jwt,
             // API keys' lastUsedAt, written as `serve` writes it (a short interval, for the tests'
