@@ -35,7 +35,8 @@ import Synchronization
 /// overlap without a pause: a new one always starts on the WAL before the last ends), the
 /// checkpoint runs again behind a barrier of the pool: GRDB holds new reads of this process
 /// back until the ones running have finished, then the `TRUNCATE` checkpoint runs alone and the
-/// reads go on (a pause of at most the longest read in progress). Only readers in other
+/// reads go on (a pause of at most the longest read in progress); the store's point reads
+/// (``PointReaders``, outside the pool) go through the pool meanwhile, so the barrier holds them too. Only readers in other
 /// processes (an `sqlite3` shell, a backup) can still keep it from emptying the WAL; it is then
 /// tried again once the WAL has grown by another ``Limits/walCheckpointBytes``.
 final class GroupCommitter: Sendable {
@@ -81,9 +82,13 @@ final class GroupCommitter: Sendable {
     private let walPath: String
     private let state = Mutex(State())
 
-    init(writer: DatabasePool, limits: Limits = Limits()) {
+    /// Point reads outside the pool, paused while a checkpoint waits behind the pool's barrier.
+    private let pointReaders: PointReaders?
+
+    init(writer: DatabasePool, limits: Limits = Limits(), pointReaders: PointReaders? = nil) {
         self.writer = writer
         self.limits = limits
+        self.pointReaders = pointReaders
         walPath = writer.path + "-wal"
         state.withLock { $0.nextCheckpointAt = limits.walCheckpointBytes }
     }
@@ -224,8 +229,11 @@ final class GroupCommitter: Sendable {
         }
         guard queue else { return }
         // Not from this writer-queue block (the barrier needs the writer itself): queued behind it.
+        // Point reads (outside the pool) pause too, until the checkpoint is done.
+        pointReaders?.pause(true)
         writer.asyncBarrierWriteWithoutTransaction { result in
             let emptied = (try? result.get()).map { self.truncate($0) } ?? false
+            self.pointReaders?.pause(false)
             self.state.withLock { state in
                 state.barrierPending = false
                 if emptied {

@@ -13,6 +13,8 @@ public final class SQLiteTenantStore: TenantStore {
     /// Internal, not private: tests hold its writer queue to put writes in one batch.
     let pool: DatabasePool
     private let committer: GroupCommitter
+    /// Connections of their own for point reads on the calling thread.
+    private let pointReaders: PointReaders
 
     /// Opens (creating if needed) the database file and applies pending migrations.
     /// - Throws: ``StoreError`` `.unavailable` when the file cannot be opened or migrated.
@@ -48,11 +50,15 @@ public final class SQLiteTenantStore: TenantStore {
             for name in migrator.migrations where !applied.contains(name) {
                 logger.info("database migrated", metadata: ["path": "\(self.path)", "migration": "\(name)"])
             }
+            pointReaders = try PointReaders(path: self.path, count: Self.pointReaderCount)
         } catch let error as DatabaseError {
             throw StoreError(.unavailable, "cannot open the database \(self.path): \(error.message ?? "\(error.resultCode)")")
         }
-        committer = GroupCommitter(writer: pool, limits: limits)
+        committer = GroupCommitter(writer: pool, limits: limits, pointReaders: pointReaders)
     }
+
+    /// Point-read connections: more than the threads that run requests on this machine class.
+    static let pointReaderCount = 4
 
     /// `PRAGMA journal_size_limit` of the writer: 16 MiB.
     static let journalSizeLimit = 16 << 20
@@ -62,7 +68,8 @@ public final class SQLiteTenantStore: TenantStore {
 
     public func get(_ key: ItemKey) async throws -> Item? {
         try StoreRules.validate(key)
-        return try readHere { db in try Self.fetch(key, db) }
+        if let item = try pointRead({ db in try Self.fetch(key, db) }) { return item }
+        return try await read { db in try Self.fetch(key, db) }
     }
 
     public func put(_ item: Item, condition: WriteCondition?) async throws {
@@ -237,13 +244,11 @@ public final class SQLiteTenantStore: TenantStore {
         }
     }
 
-    /// A read on the calling thread, for point reads: one indexed look-up takes microseconds, less
-    /// than the two hops to a reader's dispatch queue and back that ``read(_:)`` makes. It waits
-    /// only when every reader connection is busy (with queries, which go through ``read(_:)``,
-    /// or other point reads), and those finish on threads of their own.
-    private func readHere<T>(_ body: (Database) throws -> T) throws -> T {
+    /// A point read on the calling thread (``PointReaders``); `nil` when no point-read
+    /// connection is free, and the caller reads through the pool.
+    private func pointRead<T>(_ body: (Database) throws -> T) throws -> T? {
         do {
-            return try pool.unsafeRead(body)
+            return try pointReaders.read(body)
         } catch let error as DatabaseError {
             throw Self.translate(error)
         }
